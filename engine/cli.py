@@ -1,0 +1,147 @@
+"""`modengine`: the command line.
+
+    modengine moderate PATH [--min-confidence N] [--sort-by NAME|TIMESTAMP]
+                            [--aggregate-by TIMESTAMPS|SEGMENTS] [--json]
+    modengine serve [--host H] [--port P] [--data-dir D]
+    modengine put LOCAL_FILE BUCKET/KEY [--data-dir D]
+
+Settings come from MODENGINE_* env vars and an optional TOML file (--config); flags win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from engine.config import EngineSettings, load_settings
+from models.base import NoModelInstalledError
+
+EXIT_NO_MODEL = 3
+EXIT_BAD_VIDEO = 4
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modengine", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", help="TOML settings file (else $MODENGINE_CONFIG)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    moderate = commands.add_parser("moderate", help="moderate a local video file and print the result")
+    moderate.add_argument("path", help="video file (MP4, MOV, ...)")
+    moderate.add_argument("--min-confidence", type=float, default=None, metavar="N",
+                          help="lowest confidence (0-100) to report; default 50")
+    moderate.add_argument("--sort-by", choices=("NAME", "TIMESTAMP"), default="TIMESTAMP")
+    moderate.add_argument("--aggregate-by", choices=("TIMESTAMPS", "SEGMENTS"), default="TIMESTAMPS")
+    moderate.add_argument("--json", action="store_true", help="print GetContentModeration-shaped JSON")
+    moderate.add_argument("--model", help="'default' or 'module:callable' (else settings)")
+    moderate.add_argument("--segment-length", type=float, metavar="SECONDS", help="decode segment length")
+    moderate.add_argument("--ray-address", help="existing Ray cluster address (else a local Ray)")
+    moderate.add_argument("--data-dir", type=Path, help="where weights are cached (else settings)")
+
+    serve = commands.add_parser("serve", help="run the Rekognition-compatible API server")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--data-dir", type=Path, default=None)
+
+    put = commands.add_parser("put", help="store a local file in the configured object store")
+    put.add_argument("local_file", type=Path)
+    put.add_argument("destination", metavar="BUCKET/KEY")
+    put.add_argument("--data-dir", type=Path, default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers = {"moderate": run_moderate, "serve": run_serve, "put": run_put}
+    return handlers[args.command](args)
+
+
+def run_moderate(args: argparse.Namespace) -> int:
+    from engine.cluster.runner import VideoModerationRunner
+    from engine.video.types import VideoError
+    from engine.results.render import moderation_response, render_table
+
+    settings = load_settings(
+        args.config,
+        model=args.model,
+        segment_length_s=args.segment_length,
+        ray_address=args.ray_address,
+        data_dir=args.data_dir,
+    )
+    if not Path(args.path).is_file():
+        print(f"modengine: no such file: {args.path}", file=sys.stderr)
+        return EXIT_BAD_VIDEO
+    runner = VideoModerationRunner(settings)
+    try:
+        result = runner.moderate(
+            str(Path(args.path).resolve()),
+            min_confidence=args.min_confidence,
+            sort_by=args.sort_by,
+            aggregate_by=args.aggregate_by,
+            on_progress=ProgressBar.for_stream(sys.stderr),
+        )
+    except NoModelInstalledError as error:
+        print(f"modengine: {error}", file=sys.stderr)
+        return EXIT_NO_MODEL
+    except VideoError as error:
+        print(f"modengine: cannot moderate {args.path}: {error}", file=sys.stderr)
+        return EXIT_BAD_VIDEO
+    finally:
+        runner.shutdown()
+    response = moderation_response(result, settings, args.sort_by, args.aggregate_by)
+    if args.json:
+        print(json.dumps(response, indent=2))
+    else:
+        print(render_table(response, result.model_info))
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from engine.server import serve
+
+    settings = load_settings(args.config, data_dir=args.data_dir, host=args.host, port=args.port)
+    serve(settings, settings.host, settings.port)
+    return 0
+
+
+def run_put(args: argparse.Namespace) -> int:
+    from engine.server import put_object
+
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    bucket, _, key = args.destination.partition("/")
+    if not bucket or not key:
+        print("modengine: destination must be BUCKET/KEY", file=sys.stderr)
+        return 2
+    version = put_object(settings, args.local_file, bucket, key)
+    print(f"stored s3://{bucket}/{key}" + (f" (version {version})" if version else ""))
+    return 0
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal; silent when output is not a terminal."""
+
+    def __init__(self, stream, width: int = 30) -> None:
+        self._stream = stream
+        self._width = width
+
+    @classmethod
+    def for_stream(cls, stream):
+        return cls(stream) if stream.isatty() and not os.environ.get("CI") else None
+
+    def __call__(self, done: int, total: int) -> None:
+        filled = int(self._width * done / total) if total else self._width
+        bar = "#" * filled + "-" * (self._width - filled)
+        self._stream.write(f"\rsegments [{bar}] {done}/{total}")
+        if done >= total:
+            self._stream.write("\n")
+        self._stream.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

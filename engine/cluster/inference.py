@@ -1,0 +1,86 @@
+"""The shared inference pool: long-lived Ray actors that hold the classifier and batch frames
+from every running segment task of every job.
+
+An actor builds its model once (inside its own process, from the settings), then serves
+`classify` calls concurrently through a BatchingQueue, so frames from many callers share one
+forward pass. Actors restart on crash (Ray `max_restarts`), and callers retry.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+
+import numpy as np
+import ray
+
+from engine.cluster.batching import BatchingQueue
+from engine.cluster.model_loader import load_classifier
+from engine.config import EngineSettings
+from models.base import ModelInfo, check_confidences
+from models.taxonomy import Taxonomy
+
+log = logging.getLogger(__name__)
+
+
+class InferenceActor:
+    """Holds one classifier; `classify` may be called by many tasks at once."""
+
+    def __init__(self, settings: EngineSettings) -> None:
+        if settings.torch_threads:
+            import torch
+
+            torch.set_num_threads(settings.torch_threads)
+        self._classifier = load_classifier(settings)
+        height, width = self._classifier.info.input_size
+        self._queue = BatchingQueue(
+            self._run_batch,
+            max_batch_size=settings.max_batch_size,
+            max_wait_s=settings.max_batch_wait_ms / 1000.0,
+            frame_shape=(height, width, 3),
+        )
+        log.info("inference actor pid %s loaded %s %s", os.getpid(), self._classifier.info.name,
+                 self._classifier.info.version)
+
+    def _run_batch(self, frames: np.ndarray) -> np.ndarray:
+        scores = self._classifier.classify(frames)
+        return check_confidences(self._classifier.taxonomy, scores, len(frames))
+
+    async def classify(self, frames: np.ndarray) -> np.ndarray:
+        return await self._queue.submit(frames)
+
+    async def describe(self) -> tuple[Taxonomy, ModelInfo]:
+        return self._classifier.taxonomy, self._classifier.info
+
+    async def stats(self) -> dict:
+        return self._queue.stats.as_dict()
+
+
+class InferencePool:
+    """A fixed set of inference actors shared by all jobs of one runner."""
+
+    def __init__(self, settings: EngineSettings) -> None:
+        actor_class = ray.remote(InferenceActor).options(
+            num_cpus=settings.inference_actor_cpus,
+            max_restarts=-1,
+            max_task_retries=2,
+            max_concurrency=256,
+        )
+        self.actors = [actor_class.remote(settings) for _ in range(settings.inference_actors)]
+        self._round_robin = itertools.cycle(range(len(self.actors)))
+        taxonomy, info = ray.get(self.actors[0].describe.remote())
+        self.taxonomy: Taxonomy = taxonomy
+        self.model_info: ModelInfo = info
+
+    def pick(self):
+        """The actor a new segment task should send its frames to."""
+        return self.actors[next(self._round_robin)]
+
+    def stats(self) -> list[dict]:
+        return ray.get([actor.stats.remote() for actor in self.actors])
+
+    def shutdown(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []

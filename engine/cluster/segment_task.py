@@ -1,0 +1,59 @@
+"""The Ray task that moderates one segment: decode its sample frames, classify them in the
+shared pool, and return plain FrameScores. It reads the video itself (a path or a presigned
+URL), so frames never pass through the API host.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import ray
+
+from engine.results.types import FrameScores
+from engine.video import decode_segment, probe_video
+from engine.video.types import FrameBatch, Segment, VideoError, VideoProbe
+
+
+def unique_frames(batch: FrameBatch) -> FrameBatch:
+    """Drop repeats: two sample times can select the same frame of a low-frame-rate video."""
+    keep, seen = [], set()
+    for position, timestamp in enumerate(batch.timestamps_ms):
+        if timestamp not in seen:
+            seen.add(timestamp)
+            keep.append(position)
+    if len(keep) == len(batch):
+        return batch
+    return FrameBatch(
+        frames=batch.frames[keep],
+        timestamps_ms=[batch.timestamps_ms[i] for i in keep],
+        sample_times_ms=[batch.sample_times_ms[i] for i in keep] if batch.sample_times_ms else [],
+    )
+
+
+def moderate_segment(
+    source: str,
+    probe: VideoProbe,
+    segment: Segment,
+    sample_interval_ms: int,
+    input_size: tuple[int, int],
+    decode_mode: str,
+    actor,
+) -> list[FrameScores]:
+    """Decode one segment and classify its sampled frames through `actor`."""
+    batch = unique_frames(
+        decode_segment(source, probe, segment, sample_interval_ms, input_size, mode=decode_mode)
+    )
+    if len(batch) == 0:
+        return []
+    confidences = ray.get(actor.classify.remote(batch.frames))
+    return [
+        FrameScores(timestamp_ms=int(timestamp), confidences=np.asarray(row, dtype=np.float32))
+        for timestamp, row in zip(batch.timestamps_ms, confidences)
+    ]
+
+
+def probe_remote(source: str) -> VideoProbe:
+    """Probe in a worker, so the API host never reads the whole object."""
+    return probe_video(source)
+
+
+__all__ = ["moderate_segment", "probe_remote", "unique_frames", "VideoError"]

@@ -1,0 +1,169 @@
+"""One typed, frozen settings object for the whole engine.
+
+This is the only module that reads the environment (`MODENGINE_*`) or a TOML file; everything
+else receives an `EngineSettings` (or the part of it it needs) as an argument, including Ray
+tasks and actors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENV_PREFIX = "MODENGINE_"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Every knob of the engine, with its default and bound in the docstring of each field."""
+
+    data_dir: Path = Path.home() / ".modengine"
+    """Where job state (SQLite), the embedded object store and the weight cache live."""
+
+    model: str = "default"
+    """Which classifier: "default" (the shipped hierarchical model) or "module:callable"."""
+
+    model_version: str = "7.0"
+    """ModerationModelVersion reported to clients (the taxonomy version they expect)."""
+
+    weights_cache_dir: Path | None = None
+    """Where converted weights are cached as safetensors; default <data_dir>/weights."""
+
+    sample_interval_ms: int = 1000
+    """Time between sampled frames, >= 1."""
+
+    segment_length_s: float = 20.0
+    """Target length of one decode segment; segments start at keyframes. > 0."""
+
+    decode_mode: str = "accurate"
+    """"accurate" (exact frame at each sample time) or "keyframes" (snap to keyframes)."""
+
+    ray_address: str | None = None
+    """Address of an existing Ray cluster; None starts a local one."""
+
+    ray_num_cpus: int | None = None
+    """CPUs for a local Ray; None lets Ray decide."""
+
+    inference_actors: int = 1
+    """Inference actors on CPU nodes (one per GPU on GPU nodes). >= 1."""
+
+    inference_actor_cpus: float = 1.0
+    """Ray CPUs reserved by each inference actor."""
+
+    max_batch_size: int = 32
+    """Largest frame batch an inference actor runs at once. >= 1."""
+
+    max_batch_wait_ms: float = 10.0
+    """How long an actor waits to fill a batch before running a smaller one. >= 0."""
+
+    torch_threads: int | None = None
+    """Intra-op threads for the classifier; None lets torch decide."""
+
+    precision: str = "auto"
+    """Classifier precision: "auto" (bf16 where the device is fast at it), "fp32" or "bf16"."""
+
+    segment_task_cpus: float = 1.0
+    """Ray CPUs reserved by each segment decode task."""
+
+    max_segments_in_flight: int | None = None
+    """Segment tasks one job keeps submitted at once (backpressure); None = 2 x cluster CPUs."""
+
+    default_min_confidence: float = 50.0
+    """MinConfidence when a request gives none (0..100)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    max_concurrent_jobs: int = 20
+    max_object_bytes: int = 10 * 1024**3
+    max_duration_s: float = 6 * 3600
+    result_retention_s: float = 7 * 24 * 3600
+
+    s3_endpoint: str | None = None
+    """S3-compatible endpoint (host:port or URL); None uses the embedded local store."""
+    s3_access_key: str | None = field(default=None, repr=False)
+    s3_secret_key: str | None = field(default=None, repr=False)
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.sample_interval_ms < 1:
+            problems.append("sample_interval_ms must be >= 1")
+        if self.segment_length_s <= 0:
+            problems.append("segment_length_s must be > 0")
+        if self.decode_mode not in ("accurate", "keyframes"):
+            problems.append("decode_mode must be 'accurate' or 'keyframes'")
+        if self.inference_actors < 1:
+            problems.append("inference_actors must be >= 1")
+        if self.max_batch_size < 1:
+            problems.append("max_batch_size must be >= 1")
+        if self.max_batch_wait_ms < 0:
+            problems.append("max_batch_wait_ms must be >= 0")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            problems.append("precision must be 'auto', 'fp32' or 'bf16'")
+        if not 0 <= self.default_min_confidence <= 100:
+            problems.append("default_min_confidence must be within 0..100")
+        if problems:
+            raise ValueError("invalid settings: " + "; ".join(problems))
+
+    @property
+    def weights_dir(self) -> Path:
+        return self.weights_cache_dir or self.data_dir / "weights"
+
+    def replace(self, **changes: Any) -> "EngineSettings":
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    """Turn a string (env) or TOML value into the type of the field's default."""
+    if raw is None:
+        return None
+    annotation = {f.name: f.type for f in fields(EngineSettings)}[name]
+    text = str(annotation)
+    if "Path" in text:
+        return Path(raw).expanduser()
+    if "bool" in text:
+        return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")
+    if text.startswith("int") or "int |" in text:
+        return int(raw)
+    if text.startswith("float"):
+        return float(raw)
+    return str(raw)
+
+
+def load_settings(
+    toml_path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> EngineSettings:
+    """Build settings from defaults < TOML file < MODENGINE_* env vars < explicit overrides.
+
+    The TOML file is `toml_path`, else $MODENGINE_CONFIG if set.
+    """
+    environ = os.environ if environ is None else environ
+    known = {f.name: f.default for f in fields(EngineSettings)}
+    values: dict[str, Any] = {}
+    toml_path = toml_path or environ.get(ENV_PREFIX + "CONFIG")
+    if toml_path:
+        document = tomllib.loads(Path(toml_path).read_text(encoding="utf-8"))
+        document = document.get("modengine", document)
+        for key, raw in document.items():
+            if key not in known:
+                raise ValueError(f"unknown setting {key!r} in {toml_path}")
+            values[key] = _coerce(key, raw, known[key])
+    for key in known:
+        env_name = ENV_PREFIX + key.upper()
+        if env_name in environ:
+            values[key] = _coerce(key, environ[env_name], known[key])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return EngineSettings(**values)

@@ -1,0 +1,64 @@
+"""Shared fixtures: one Ray instance per test session, generated videos, the test-double model.
+
+Unit tests never touch these Ray fixtures; integration tests ask for `ray_session`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEST_DOUBLE_MODEL = "tests.doubles.colour_classifier:ColourTestDoubleClassifier"
+
+
+def _export_repo_on_pythonpath() -> None:
+    """Ray workers and server subprocesses must import `tests.doubles` like this process does."""
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(REPO_ROOT) not in parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *parts])
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+
+
+_export_repo_on_pythonpath()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip `gpu` tests without CUDA; MODENGINE_REQUIRE_GPU=1 turns the skip into a failure."""
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # noqa: BLE001 - no torch means no GPU
+        has_cuda = False
+    if has_cuda or os.environ.get("MODENGINE_REQUIRE_GPU") == "1":
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (set MODENGINE_REQUIRE_GPU=1 to fail instead)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray for the whole session (2 CPUs), shut down at the end by its own handle."""
+    import ray
+
+    if ray.is_initialized():
+        yield ray
+        return
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def test_double_model() -> str:
+    """The settings value that selects the colour test-double classifier."""
+    return TEST_DOUBLE_MODEL
