@@ -25,6 +25,8 @@ def _export_repo_on_pythonpath() -> None:
 
 
 _export_repo_on_pythonpath()
+# Every Ray the tests start (here, in drivers and in server subprocesses) binds to loopback only.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -51,7 +53,7 @@ def ray_session():
     if ray.is_initialized():
         yield ray
         return
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:
         yield ray
     finally:

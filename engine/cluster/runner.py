@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import ray
 
 from engine.cluster.inference import InferencePool
-from engine.cluster.segment_task import moderate_segment, probe_remote
+from engine.cluster.segment_task import SegmentOutcome, moderate_segment, probe_remote
 from engine.config import EngineSettings
 from engine.results import FrameScores, aggregate_segments, build_detections, sort_detections
 from engine.results.types import Detection
@@ -36,6 +36,7 @@ class ModerationResult:
     detections: list[Detection]
     model_info: ModelInfo
     frame_count: int
+    outcomes: list[SegmentOutcome]
 
 
 class VideoModerationRunner:
@@ -54,8 +55,11 @@ class VideoModerationRunner:
         kwargs: dict = {"include_dashboard": False, "log_to_driver": False}
         if self.settings.ray_address:
             kwargs["address"] = self.settings.ray_address
-        elif self.settings.ray_num_cpus is not None:
-            kwargs["num_cpus"] = self.settings.ray_num_cpus
+        else:
+            # A local Ray listens on loopback only, never on the machine's public interface.
+            kwargs["_node_ip_address"] = "127.0.0.1"
+            if self.settings.ray_num_cpus is not None:
+                kwargs["num_cpus"] = self.settings.ray_num_cpus
         ray.init(**kwargs)
         self._owns_ray = True
 
@@ -104,8 +108,10 @@ class VideoModerationRunner:
         probe: VideoProbe,
         segments: Sequence[Segment],
         on_segment_done: SegmentCallback,
-    ) -> None:
+    ) -> list[SegmentOutcome]:
         """Run the given segments, calling `on_segment_done` in this thread as each finishes.
+
+        Returns one SegmentOutcome per segment (node, timings) in completion order.
 
         At most `max_segments_in_flight` tasks are submitted at once, so a long video never
         floods the cluster (or the inference queue) with decoded frames.
@@ -113,10 +119,15 @@ class VideoModerationRunner:
         pool = self.pool
         settings = self.settings
         task = ray.remote(moderate_segment).options(
-            num_cpus=settings.segment_task_cpus, max_retries=2, retry_exceptions=False
+            num_cpus=settings.segment_task_cpus,
+            max_retries=2,
+            retry_exceptions=False,
+            # Segments are independent decode work: spread them over every node.
+            scheduling_strategy="SPREAD",
         )
         waiting = list(segments)
         running: dict = {}
+        outcomes: list[SegmentOutcome] = []
         window = self._window()
         try:
             while waiting or running:
@@ -130,11 +141,14 @@ class VideoModerationRunner:
                 done, _ = ray.wait(list(running), num_returns=1)
                 for ref in done:
                     segment = running.pop(ref)
-                    on_segment_done(segment, ray.get(ref))
+                    outcome = ray.get(ref)
+                    outcomes.append(outcome)
+                    on_segment_done(segment, outcome.scores)
         except ray.exceptions.RayError as error:
             for ref in running:
                 ray.cancel(ref, force=True)
             raise _unwrap(error) from error
+        return outcomes
 
     def _window(self) -> int:
         if self.settings.max_segments_in_flight:
@@ -166,7 +180,7 @@ class VideoModerationRunner:
 
         if on_progress:
             on_progress(0, len(segments))
-        self.run_segments(source, probe, segments, collect)
+        outcomes = self.run_segments(source, probe, segments, collect)
         scores.sort(key=lambda frame: frame.timestamp_ms)
         detections = build_detections(self.taxonomy, scores, min_confidence)
         if aggregate_by == "SEGMENTS":
@@ -181,6 +195,7 @@ class VideoModerationRunner:
             detections=sort_detections(detections, sort_by),
             model_info=self.model_info,
             frame_count=len(scores),
+            outcomes=outcomes,
         )
 
 

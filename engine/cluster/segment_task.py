@@ -5,12 +5,26 @@ URL), so frames never pass through the API host.
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import numpy as np
 import ray
 
 from engine.results.types import FrameScores
 from engine.video import decode_segment, probe_video
 from engine.video.types import FrameBatch, Segment, VideoError, VideoProbe
+
+
+@dataclass(frozen=True)
+class SegmentOutcome:
+    """What one segment task returns: its scores and where/how fast it ran."""
+
+    segment_index: int
+    scores: list[FrameScores]
+    node_id: str
+    decode_s: float
+    classify_s: float
 
 
 def unique_frames(batch: FrameBatch) -> FrameBatch:
@@ -37,18 +51,27 @@ def moderate_segment(
     input_size: tuple[int, int],
     decode_mode: str,
     actor,
-) -> list[FrameScores]:
+) -> SegmentOutcome:
     """Decode one segment and classify its sampled frames through `actor`."""
+    started = time.perf_counter()
     batch = unique_frames(
         decode_segment(source, probe, segment, sample_interval_ms, input_size, mode=decode_mode)
     )
-    if len(batch) == 0:
-        return []
-    confidences = ray.get(actor.classify.remote(batch.frames))
-    return [
-        FrameScores(timestamp_ms=int(timestamp), confidences=np.asarray(row, dtype=np.float32))
-        for timestamp, row in zip(batch.timestamps_ms, confidences)
-    ]
+    decoded = time.perf_counter()
+    scores: list[FrameScores] = []
+    if len(batch):
+        confidences = ray.get(actor.classify.remote(batch.frames))
+        scores = [
+            FrameScores(timestamp_ms=int(timestamp), confidences=np.asarray(row, dtype=np.float32))
+            for timestamp, row in zip(batch.timestamps_ms, confidences)
+        ]
+    return SegmentOutcome(
+        segment_index=segment.index,
+        scores=scores,
+        node_id=ray.get_runtime_context().get_node_id(),
+        decode_s=decoded - started,
+        classify_s=time.perf_counter() - decoded,
+    )
 
 
 def probe_remote(source: str) -> VideoProbe:
@@ -56,4 +79,4 @@ def probe_remote(source: str) -> VideoProbe:
     return probe_video(source)
 
 
-__all__ = ["moderate_segment", "probe_remote", "unique_frames", "VideoError"]
+__all__ = ["SegmentOutcome", "moderate_segment", "probe_remote", "unique_frames", "VideoError"]
