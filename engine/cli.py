@@ -73,6 +73,7 @@ def run_moderate(args: argparse.Namespace) -> int:
         segment_length_s=args.segment_length,
         ray_address=args.ray_address,
         data_dir=args.data_dir,
+        ray_log_level="INFO" if args.verbose else None,
     )
     if not Path(args.path).is_file():
         print(f"modengine: no such file: {args.path}", file=sys.stderr)

@@ -53,6 +53,9 @@ class EngineSettings:
     ray_num_cpus: int | None = None
     """CPUs for a local Ray; None lets Ray decide."""
 
+    ray_log_level: str = "ERROR"
+    """Level of Ray's own start-up logging in this process (DEBUG, INFO, WARNING, ERROR)."""
+
     inference_actors: int = 1
     """Inference actors on CPU nodes (one per GPU on GPU nodes). >= 1."""
 

@@ -16,7 +16,7 @@ import numpy as np
 import ray
 
 from engine.cluster.batching import BatchingQueue
-from engine.cluster.model_loader import load_classifier
+from engine.cluster.model_loader import ensure_model_available, load_classifier
 from engine.config import EngineSettings
 from models.base import ModelInfo, check_confidences
 from models.taxonomy import Taxonomy
@@ -61,6 +61,7 @@ class InferencePool:
     """A fixed set of inference actors shared by all jobs of one runner."""
 
     def __init__(self, settings: EngineSettings) -> None:
+        ensure_model_available(settings)
         actor_class = ray.remote(InferenceActor).options(
             num_cpus=settings.inference_actor_cpus,
             max_restarts=-1,

@@ -24,6 +24,20 @@ def load_classifier(settings: EngineSettings) -> FrameClassifier:
     return classifier
 
 
+def ensure_model_available(settings: EngineSettings) -> None:
+    """Cheap check, in the driver, that the configured model can be built at all (its code
+    imports), so a missing model is reported at once instead of through failing actors."""
+    if settings.model == "default":
+        try:
+            import models.default  # noqa: F401
+        except ImportError as error:
+            raise NoModelInstalledError(
+                f"no moderation model is installed: the default classifier is not available ({error})"
+            ) from error
+        return
+    _import_factory(settings.model)
+
+
 def _load_default(settings: EngineSettings) -> FrameClassifier:
     try:
         from models.default import load_default_classifier

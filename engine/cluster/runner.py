@@ -52,7 +52,11 @@ class VideoModerationRunner:
     def _ensure_ray(self) -> None:
         if ray.is_initialized():
             return
-        kwargs: dict = {"include_dashboard": False, "log_to_driver": False}
+        kwargs: dict = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": logging.getLevelName(self.settings.ray_log_level.upper()),
+        }
         if self.settings.ray_address:
             kwargs["address"] = self.settings.ray_address
         else:
