@@ -77,6 +77,9 @@ class EngineSettings:
     segment_task_cpus: float = 1.0
     """Ray CPUs reserved by each segment decode task."""
 
+    decode_threads: int = 0
+    """FFmpeg threads per segment task; 0 = as many as the task reserves CPUs (at least 1)."""
+
     max_segments_in_flight: int | None = None
     """Segment tasks one job keeps submitted at once (backpressure); None = 2 x cluster CPUs."""
 
@@ -122,6 +125,10 @@ class EngineSettings:
     @property
     def weights_dir(self) -> Path:
         return self.weights_cache_dir or self.data_dir / "weights"
+
+    @property
+    def effective_decode_threads(self) -> int:
+        return self.decode_threads or max(1, int(round(self.segment_task_cpus)))
 
     def replace(self, **changes: Any) -> "EngineSettings":
         return dataclasses.replace(self, **changes)

@@ -16,6 +16,7 @@ import numpy as np
 import ray
 
 from engine.cluster.batching import BatchingQueue
+from engine.cluster.process_stats import peak_rss_mb
 from engine.cluster.model_loader import ensure_model_available, load_classifier
 from engine.config import EngineSettings
 from models.base import ModelInfo, check_confidences
@@ -54,7 +55,7 @@ class InferenceActor:
         return self._classifier.taxonomy, self._classifier.info
 
     async def stats(self) -> dict:
-        return self._queue.stats.as_dict()
+        return self._queue.stats.as_dict() | {"pid": os.getpid(), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
 class InferencePool:

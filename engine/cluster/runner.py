@@ -140,6 +140,7 @@ class VideoModerationRunner:
                     ref = task.remote(
                         source, probe, segment, settings.sample_interval_ms,
                         pool.model_info.input_size, settings.decode_mode, pool.pick(),
+                        settings.effective_decode_threads,
                     )
                     running[ref] = segment
                 done, _ = ray.wait(list(running), num_returns=1)

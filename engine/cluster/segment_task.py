@@ -5,12 +5,14 @@ URL), so frames never pass through the API host.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import ray
 
+from engine.cluster.process_stats import peak_rss_mb
 from engine.results.types import FrameScores
 from engine.video import decode_segment, probe_video
 from engine.video.types import FrameBatch, Segment, VideoError, VideoProbe
@@ -25,6 +27,8 @@ class SegmentOutcome:
     node_id: str
     decode_s: float
     classify_s: float
+    worker_pid: int
+    worker_peak_rss_mb: float
 
 
 def unique_frames(batch: FrameBatch) -> FrameBatch:
@@ -51,11 +55,15 @@ def moderate_segment(
     input_size: tuple[int, int],
     decode_mode: str,
     actor,
+    decode_threads: int = 1,
 ) -> SegmentOutcome:
     """Decode one segment and classify its sampled frames through `actor`."""
     started = time.perf_counter()
     batch = unique_frames(
-        decode_segment(source, probe, segment, sample_interval_ms, input_size, mode=decode_mode)
+        decode_segment(
+            source, probe, segment, sample_interval_ms, input_size, mode=decode_mode,
+            threads=decode_threads,
+        )
     )
     decoded = time.perf_counter()
     scores: list[FrameScores] = []
@@ -71,6 +79,8 @@ def moderate_segment(
         node_id=ray.get_runtime_context().get_node_id(),
         decode_s=decoded - started,
         classify_s=time.perf_counter() - decoded,
+        worker_pid=os.getpid(),
+        worker_peak_rss_mb=peak_rss_mb(),
     )
 
 
