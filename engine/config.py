@@ -101,6 +101,20 @@ class EngineSettings:
     s3_secure: bool = False
     s3_region: str = "us-east-1"
 
+    sns_endpoint: str | None = None
+    """SNS-compatible endpoint URL for completion messages; None uses boto3's default."""
+    sns_region: str | None = None
+    """Region for SNS; None falls back to s3_region."""
+    sns_access_key: str | None = field(default=None, repr=False)
+    sns_secret_key: str | None = field(default=None, repr=False)
+    webhooks: str | None = None
+    """Topic ARN -> webhook URL: "ARN=URL,ARN=URL" or a JSON object."""
+    notify_max_attempts: int = 5
+    notify_initial_backoff_s: float = 0.5
+    notify_timeout_s: float = 10.0
+    page_token_lifetime_s: float = 86400.0
+    """How long a NextToken stays valid (the real service: 24 h)."""
+
     def __post_init__(self) -> None:
         problems = []
         if self.sample_interval_ms < 1:

@@ -8,6 +8,7 @@ The runner owns its Ray connection (a local Ray it starts, or an existing cluste
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -46,10 +47,16 @@ class VideoModerationRunner:
         self.settings = settings
         self._owns_ray = False
         self._pool: InferencePool | None = None
+        # Jobs run in several threads; Ray and the pool must be started exactly once.
+        self._start_lock = threading.RLock()
 
     # -- connection and pool ------------------------------------------------------------------
 
     def _ensure_ray(self) -> None:
+        with self._start_lock:
+            self._init_ray_once()
+
+    def _init_ray_once(self) -> None:
         if ray.is_initialized():
             return
         kwargs: dict = {
@@ -60,7 +67,9 @@ class VideoModerationRunner:
         if self.settings.ray_address:
             kwargs["address"] = self.settings.ray_address
         else:
-            # A local Ray listens on loopback only, never on the machine's public interface.
+            # Start our own Ray (never join whatever cluster happens to run on this machine),
+            # listening on loopback only, never on the machine's public interface.
+            kwargs["address"] = "local"
             kwargs["_node_ip_address"] = "127.0.0.1"
             if self.settings.ray_num_cpus is not None:
                 kwargs["num_cpus"] = self.settings.ray_num_cpus
@@ -69,13 +78,14 @@ class VideoModerationRunner:
 
     @property
     def pool(self) -> InferencePool:
-        if self._pool is None:
-            self._ensure_ray()
-            try:
-                self._pool = InferencePool(self.settings)
-            except ray.exceptions.RayActorError as error:
-                raise _unwrap(error) from error
-        return self._pool
+        with self._start_lock:
+            if self._pool is None:
+                self._ensure_ray()
+                try:
+                    self._pool = InferencePool(self.settings)
+                except ray.exceptions.RayActorError as error:
+                    raise _unwrap(error) from error
+            return self._pool
 
     @property
     def taxonomy(self) -> Taxonomy:
@@ -86,6 +96,10 @@ class VideoModerationRunner:
         return self.pool.model_info
 
     def shutdown(self) -> None:
+        with self._start_lock:
+            self._shutdown_locked()
+
+    def _shutdown_locked(self) -> None:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None

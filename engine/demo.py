@@ -1,0 +1,191 @@
+"""`make demo`: the whole product in one command, driven exactly as a Rekognition user would.
+
+Starts the API server in this process (uvicorn on a free 127.0.0.1 port, data in a temporary or
+given directory), stores a sample video (the given file, else one generated with PyAV), calls
+`start_content_moderation` with boto3, waits for the completion message on a local webhook
+receiver subscribed to the job's topic, pages through `get_content_moderation` and prints the
+result as Rekognition-shaped JSON. Everything it started is stopped before it returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+DEMO_TOPIC_ARN = "arn:aws:sns:us-east-1:000000000000:AmazonRekognitionDemo"
+DEMO_ROLE_ARN = "arn:aws:iam::000000000000:role/AmazonRekognitionDemoRole"
+DEMO_BUCKET = "demo"
+
+
+class CompletionReceiver:
+    """A local HTTP endpoint that takes SNS-style notifications and keeps the completion message."""
+
+    def __init__(self) -> None:
+        self.message: dict | None = None
+        self.arrived = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.message = json.loads(json.loads(body)["Message"])
+                receiver.arrived.set()
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/completion"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def generate_sample_video(path: Path, seconds: int = 6, fps: int = 24) -> Path:
+    """A small H.264 MP4: a moving gradient with a coloured block that changes every 2 s."""
+    import av
+    import numpy as np
+
+    height, width = 240, 320
+    colours = [(220, 30, 30), (30, 200, 60), (40, 60, 220)]
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        ramp = np.linspace(0, 255, width, dtype=np.float32)
+        for index in range(seconds * fps):
+            frame = np.empty((height, width, 3), dtype=np.uint8)
+            frame[...] = ((ramp + index * 4) % 256).astype(np.uint8)[None, :, None]
+            block = colours[(index // (2 * fps)) % len(colours)]
+            frame[60:180, 100:220] = block
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _start_server(app, port: int):
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the demo API server did not start")
+        time.sleep(0.05)
+    return server, thread
+
+
+def _all_pages(client, job_id: str) -> dict:
+    """Every page of the result, merged into one GetContentModeration-shaped document."""
+    merged: dict | None = None
+    token = None
+    while True:
+        page = client.get_content_moderation(
+            JobId=job_id, **({"NextToken": token} if token else {})
+        )
+        page.pop("ResponseMetadata", None)
+        token = page.pop("NextToken", None)
+        if merged is None:
+            merged = page
+        else:
+            merged["ModerationLabels"].extend(page["ModerationLabels"])
+        if not token:
+            return merged
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modengine-demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "video", nargs="?", type=Path, help="video to moderate (else a generated sample)"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, help="engine data directory (else a temporary one)"
+    )
+    parser.add_argument("--min-confidence", type=float, default=50.0)
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the job")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import boto3
+
+    from engine.config import load_settings
+    from engine.notify import NotifySettings
+    from engine.server import build_server_app, put_object
+
+    options = build_parser().parse_args(argv)
+    temporary = None if options.data_dir else Path(tempfile.mkdtemp(prefix="modengine-demo-"))
+    data_dir = options.data_dir or temporary
+    settings = load_settings(data_dir=data_dir)
+    receiver = CompletionReceiver()
+    server = thread = None
+    try:
+        video = options.video or generate_sample_video(data_dir / "sample.mp4")
+        key = video.name
+        put_object(settings, video, DEMO_BUCKET, key)
+        print(f"stored {video} as s3://{DEMO_BUCKET}/{key} in {settings.data_dir}", file=sys.stderr)
+
+        notify = NotifySettings(
+            webhooks={DEMO_TOPIC_ARN: receiver.url}, max_attempts=3, initial_backoff_s=0.5
+        )
+        app, _ = build_server_app(settings, notify_settings=notify)
+        port = _free_port()
+        server, thread = _start_server(app, port)
+        client = boto3.client(
+            "rekognition",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="demo",
+            aws_secret_access_key="demo",
+        )
+        job_id = client.start_content_moderation(
+            Video={"S3Object": {"Bucket": DEMO_BUCKET, "Name": key}},
+            MinConfidence=options.min_confidence,
+            NotificationChannel={"SNSTopicArn": DEMO_TOPIC_ARN, "RoleArn": DEMO_ROLE_ARN},
+            JobTag="demo",
+        )["JobId"]
+        print(f"started job {job_id}; waiting for its completion message", file=sys.stderr)
+        if not receiver.arrived.wait(options.timeout):
+            print(f"no completion message within {options.timeout:g} s", file=sys.stderr)
+            return 1
+        result = _all_pages(client, job_id)
+        print(
+            json.dumps(
+                {"CompletionMessage": receiver.message, "GetContentModeration": result}, indent=2
+            )
+        )
+        return 0 if result["JobStatus"] == "SUCCEEDED" else 1
+    finally:
+        if server is not None:
+            server.should_exit = True
+            thread.join(timeout=60)
+        receiver.close()
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

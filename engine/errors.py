@@ -1,0 +1,84 @@
+"""The contract's errors: one exception class per AWS error code, named exactly as the code.
+
+Raised wherever the problem is found (api, jobs, storage); turned into the wire body
+`{"__type": <code>, "Message": ...}` in one place only, engine/api. Nothing here knows HTTP
+beyond the status code each error maps to.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of every error a client may see. `code` is the AWS error code (the class name)."""
+
+    http_status: int = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def code(self) -> str:
+        return type(self).__name__
+
+
+class AccessDeniedException(ServiceError):
+    """The caller may not perform the action (SigV4 or ownership checks)."""
+
+    http_status = 403
+
+
+class IdempotentParameterMismatchException(ServiceError):
+    """A ClientRequestToken was reused with different parameters."""
+
+
+class InvalidParameterException(ServiceError):
+    """A request member is missing, of the wrong type, out of range or fails its pattern."""
+
+
+class InvalidS3ObjectException(ServiceError):
+    """The video object is missing (bucket, key or version) or cannot be read."""
+
+
+class InternalServerError(ServiceError):
+    """Something failed on our side; the message never carries a stack trace."""
+
+    http_status = 500
+
+
+class VideoTooLargeException(ServiceError):
+    """The video object is larger than the configured maximum."""
+
+
+class ProvisionedThroughputExceededException(ServiceError):
+    """Request rate above what the service accepts."""
+
+
+class LimitExceededException(ServiceError):
+    """Too many jobs are running at once."""
+
+
+class ThrottlingException(ServiceError):
+    """Slow down; boto3 retries this error by itself."""
+
+
+class ResourceNotFoundException(ServiceError):
+    """No such job for this caller (or its results have expired)."""
+
+
+class InvalidPaginationTokenException(ServiceError):
+    """The NextToken was not issued for this job and query, was altered, or has expired."""
+
+
+class UnknownOperationException(ServiceError):
+    """X-Amz-Target names no operation this service offers (AWS's protocol-level error)."""
+
+
+class SerializationException(ServiceError):
+    """The request body is not a JSON object (AWS's protocol-level error)."""
+
+
+class UnrecognizedClientException(ServiceError):
+    """The request carries no usable credentials (AWS's protocol-level error)."""
+
+    http_status = 400

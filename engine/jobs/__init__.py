@@ -1,0 +1,93 @@
+"""Job lifecycle and durable state: idempotency, limits, status, stored results, resume.
+
+Knows nothing about HTTP or the wire format; talks to the cluster through the runner interface
+(engine/jobs/pipeline.py: SegmentRunner) and to objects through engine.storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.config import EngineSettings
+from engine.jobs.executor import JobExecutor, RunnerFactory
+from engine.jobs.service import ModerationService
+from engine.jobs.store import JobStore
+from engine.jobs.tokens import PageTokenCodec, load_or_create_secret
+from engine.jobs.types import (
+    GetRequest,
+    JobRecord,
+    JobState,
+    NotificationChannel,
+    ResultPage,
+    StartRequest,
+)
+from engine.notify import CompletionNotifier, NotifySettings
+from engine.storage import ObjectStore, open_object_store
+
+DATABASE_FILE = "jobs.sqlite3"
+TOKEN_SECRET_FILE = "page_token.key"
+
+
+@dataclass
+class JobSystem:
+    """The wired-up jobs layer of one server process."""
+
+    service: ModerationService
+    executor: JobExecutor
+    store: JobStore
+
+    def start(self) -> None:
+        self.executor.start()
+
+    def stop(self) -> None:
+        self.executor.stop()
+
+
+def open_job_system(
+    settings: EngineSettings,
+    runner_factory: RunnerFactory,
+    objects: ObjectStore | None = None,
+    notify_settings: NotifySettings | None = None,
+    worker_count: int | None = None,
+) -> JobSystem:
+    """Open the store under settings.data_dir and wire service, executor and notifier together."""
+    store = JobStore(settings.data_dir / DATABASE_FILE)
+    objects = objects or open_object_store(settings)
+    notifier = CompletionNotifier(notify_settings or NotifySettings.from_engine_settings(settings))
+    executor = JobExecutor(
+        settings, store, objects, runner_factory, notifier, worker_count=worker_count
+    )
+    tokens = PageTokenCodec(
+        load_or_create_secret(settings.data_dir / TOKEN_SECRET_FILE),
+        lifetime_s=float(settings.page_token_lifetime_s),
+    )
+    service = ModerationService(settings, store, objects, tokens, submit_job=executor.submit)
+    return JobSystem(service=service, executor=executor, store=store)
+
+
+def default_runner_factory(settings: EngineSettings) -> RunnerFactory:
+    """Build the real cluster runner on first use (starting Ray is slow and may not be needed)."""
+
+    def build() -> Any:
+        from engine.cluster.runner import VideoModerationRunner
+
+        return VideoModerationRunner(settings)
+
+    return build
+
+
+__all__ = [
+    "GetRequest",
+    "JobExecutor",
+    "JobRecord",
+    "JobState",
+    "JobStore",
+    "JobSystem",
+    "ModerationService",
+    "NotificationChannel",
+    "ResultPage",
+    "StartRequest",
+    "default_runner_factory",
+    "open_job_system",
+]

@@ -1,0 +1,165 @@
+"""Runs accepted jobs in background threads of the server process and resumes them after a restart.
+
+A job that raises anything becomes FAILED with a StatusMessage a person can read; it is never an
+HTTP error, and one job's failure never touches another. Threads are daemons: stopping the
+server leaves unfinished jobs RUNNING in the store, and the next start resumes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from engine.config import EngineSettings
+from engine.errors import ServiceError
+from engine.jobs.pipeline import SegmentRunner, process_job
+from engine.jobs.store import JobStore, now_ms
+from engine.jobs.types import JobRecord
+from engine.notify import CompletionNotifier, completion_message
+from engine.storage.base import ObjectStore
+from engine.video.types import VideoError
+
+log = logging.getLogger(__name__)
+
+RunnerFactory = Callable[[], SegmentRunner]
+_STOP = object()
+
+
+class JobExecutor:
+    """A queue of job ids served by `worker_count` daemon threads sharing one lazily built runner."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        store: JobStore,
+        objects: ObjectStore,
+        runner_factory: RunnerFactory,
+        notifier: CompletionNotifier | None,
+        worker_count: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.objects = objects
+        self._runner_factory = runner_factory
+        self._runner: SegmentRunner | None = None
+        self._runner_lock = threading.Lock()
+        self.notifier = notifier
+        self._queue: queue.Queue = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._worker_count = worker_count or max(1, settings.max_concurrent_jobs)
+        self._idle = threading.Condition()
+        self._busy = 0
+
+    def start(self) -> None:
+        """Start the workers, then re-queue unfinished jobs and undelivered notifications."""
+        for number in range(self._worker_count):
+            thread = threading.Thread(target=self._work, name=f"job-worker-{number}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        for job_id in self.store.jobs_pending_notification():
+            self._queue.put(("notify", job_id))
+        for job_id in self.store.active_job_ids():
+            log.info("resuming job %s", job_id)
+            self.submit(job_id)
+
+    def submit(self, job_id: str) -> None:
+        self._queue.put(("run", job_id))
+
+    def stop(self) -> None:
+        """Ask workers to exit after their current job and release the runner."""
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        with self._runner_lock:
+            if self._runner is not None:
+                try:
+                    self._runner.shutdown()
+                finally:
+                    self._runner = None
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """For tests and the demo: block until no job is queued or running."""
+        with self._idle:
+            return self._idle.wait_for(
+                lambda: self._busy == 0 and self._queue.empty(), timeout=timeout_s
+            )
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            with self._idle:
+                self._busy += 1
+            try:
+                kind, job_id = item
+                if kind == "run":
+                    self.run_job(job_id)
+                else:
+                    self.notify(job_id)
+            except Exception:  # a worker thread must outlive any bug in one job
+                log.exception("job worker failed on %s", item)
+            finally:
+                with self._idle:
+                    self._busy -= 1
+                    self._idle.notify_all()
+
+    def runner(self) -> SegmentRunner:
+        """The shared runner, built and connected once under a lock.
+
+        Touching `taxonomy` makes the runner connect to Ray and build its inference pool here,
+        serialised, rather than racing from several job threads at their first probe.
+        """
+        with self._runner_lock:
+            if self._runner is None:
+                runner = self._runner_factory()
+                runner.taxonomy  # noqa: B018 - connect now, once
+                self._runner = runner
+            return self._runner
+
+    def run_job(self, job_id: str) -> JobRecord | None:
+        """Drive one job to a terminal state, then publish its completion message."""
+        job = self.store.get_job(job_id)
+        if job is None or job.state.is_terminal:
+            return job
+        try:
+            job = process_job(job, self.store, self.objects, self.runner(), self.settings)
+        except Exception as error:  # noqa: BLE001 - any failure inside a job becomes FAILED
+            job = self.store.fail_job(
+                job_id, failure_message(error), self.settings.result_retention_s
+            )
+            log.warning("job %s failed: %s", job_id, job.status_message)
+        self.notify(job_id)
+        return job
+
+    def notify(self, job_id: str) -> None:
+        job = self.store.get_job(job_id)
+        if job is None or job.notification_channel is None or not job.state.is_terminal:
+            return
+        if self.notifier is None:
+            return
+        message = completion_message(
+            job.job_id,
+            job.state.value,
+            job.video.bucket,
+            job.video.key,
+            job.finished_ms or now_ms(),
+            job.job_tag,
+        )
+
+        def record(target: str, attempt: int, succeeded: bool, detail: str) -> None:
+            self.store.record_notification_attempt(job_id, target, attempt, succeeded, detail)
+
+        self.notifier.deliver(job.notification_channel.sns_topic_arn, message, record)
+        self.store.mark_notified(job_id)
+
+
+def failure_message(error: BaseException) -> str:
+    """StatusMessage for a failed job: the video's own explanation, or a plain internal error."""
+    if isinstance(error, VideoError):
+        return str(error) or "The video could not be processed"
+    if isinstance(error, ServiceError):
+        return error.message
+    log.error("internal error in a job", exc_info=error)
+    return f"Internal error while processing the video ({type(error).__name__})"

@@ -1,0 +1,119 @@
+"""Plain data crossing the jobs boundary: parsed requests, job records, pages, and job states.
+
+`api` builds `StartRequest` / `GetRequest` from the wire and turns `JobRecord` / `ResultPage`
+back into it; `jobs` never sees JSON shapes or HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from enum import Enum
+
+from engine.storage.base import ObjectRef
+from engine.video.types import VideoMetadata
+
+
+class JobState(str, Enum):
+    """Internal states; the wire shows SUBMITTED and RUNNING both as IN_PROGRESS."""
+
+    SUBMITTED = "SUBMITTED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+
+    @property
+    def wire_status(self) -> str:
+        return "IN_PROGRESS" if self in (JobState.SUBMITTED, JobState.RUNNING) else self.value
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED)
+
+
+ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.SUBMITTED: frozenset({JobState.RUNNING, JobState.FAILED}),
+    JobState.RUNNING: frozenset({JobState.SUCCEEDED, JobState.FAILED}),
+    JobState.SUCCEEDED: frozenset(),
+    JobState.FAILED: frozenset(),
+}
+ACTIVE_STATES = (JobState.SUBMITTED, JobState.RUNNING)
+
+
+class IllegalTransitionError(RuntimeError):
+    """A bug: code tried to move a job along an edge ALLOWED_TRANSITIONS does not have."""
+
+
+def check_transition(current: JobState, target: JobState) -> None:
+    if target not in ALLOWED_TRANSITIONS[current]:
+        raise IllegalTransitionError(
+            f"job state cannot move from {current.value} to {target.value}"
+        )
+
+
+@dataclass(frozen=True)
+class NotificationChannel:
+    sns_topic_arn: str
+    role_arn: str
+
+
+@dataclass(frozen=True)
+class StartRequest:
+    """StartContentModeration, parsed and validated."""
+
+    video: ObjectRef
+    min_confidence: float
+    client_request_token: str | None = None
+    notification_channel: NotificationChannel | None = None
+    job_tag: str | None = None
+
+    def fingerprint(self) -> str:
+        """Canonical text of every parameter except the token, for idempotency comparison."""
+        document = asdict(self)
+        document.pop("client_request_token")
+        return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
+SORT_ORDERS = ("TIMESTAMP", "NAME")
+AGGREGATIONS = ("TIMESTAMPS", "SEGMENTS")
+
+
+@dataclass(frozen=True)
+class GetRequest:
+    """GetContentModeration, parsed and validated (MaxResults already capped)."""
+
+    job_id: str
+    max_results: int = 1000
+    next_token: str | None = None
+    sort_by: str = "TIMESTAMP"
+    aggregate_by: str = "TIMESTAMPS"
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job as stored."""
+
+    job_id: str
+    account: str
+    video: ObjectRef
+    min_confidence: float
+    state: JobState
+    created_ms: int
+    model_version: str
+    client_request_token: str | None = None
+    notification_channel: NotificationChannel | None = None
+    job_tag: str | None = None
+    status_message: str | None = None
+    metadata: VideoMetadata | None = None
+    finished_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class ResultPage:
+    """One GetContentModeration page: the job, its wire-shaped detections and the next token."""
+
+    job: JobRecord
+    detections: list[dict]
+    next_token: str | None
+    sort_by: str
+    aggregate_by: str

@@ -1,0 +1,17 @@
+"""Completion messages: SNS-compatible publish and HTTP webhooks.
+
+A leaf used by jobs: it receives plain values (topic, message) and reports attempts through a
+callback; it knows nothing about job storage, Ray or the API.
+"""
+
+from engine.notify.message import completion_message, sns_http_envelope
+from engine.notify.publisher import CompletionNotifier
+from engine.notify.settings import NotifySettings, parse_webhooks
+
+__all__ = [
+    "CompletionNotifier",
+    "NotifySettings",
+    "completion_message",
+    "parse_webhooks",
+    "sns_http_envelope",
+]

@@ -1,0 +1,45 @@
+"""What the rest of the engine needs from an object store, independent of the backend.
+
+A store answers two questions at job start (does the object exist, how big is it) and gives
+workers a `source` string their decoder opens directly: a local path or a presigned GET URL.
+Video bytes never travel through the API process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """Rekognition's S3Object: bucket, key and optional version."""
+
+    bucket: str
+    key: str
+    version: str | None = None
+
+    def describe(self) -> str:
+        suffix = f" (version {self.version})" if self.version else ""
+        return f"s3://{self.bucket}/{self.key}{suffix}"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size_bytes: int
+    version: str | None
+
+
+class ObjectStore(Protocol):
+    def stat(self, ref: ObjectRef) -> ObjectInfo:
+        """Size and version; raises InvalidS3ObjectException if missing or unreadable."""
+        ...
+
+    def source_for(self, ref: ObjectRef) -> str:
+        """A string the decoder opens (path or URL); raises InvalidS3ObjectException."""
+        ...
+
+    def put_file(self, local_path: Path, bucket: str, key: str) -> str | None:
+        """Store a local file (creating the bucket if needed); returns the new version id."""
+        ...

@@ -1,0 +1,76 @@
+"""The embedded object store: `<root>/<bucket>/<key>`, each subfolder of root a bucket.
+
+The default when no S3 endpoint is configured. It keeps no versions: a request naming a
+Version other than "null" finds nothing, exactly as an unversioned S3 bucket behaves.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from engine.errors import InvalidS3ObjectException
+from engine.storage.base import ObjectInfo, ObjectRef
+
+UNVERSIONED = "null"
+
+
+class LocalObjectStore:
+    """Objects as plain files under one root directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def stat(self, ref: ObjectRef) -> ObjectInfo:
+        path = self._existing_path(ref)
+        try:
+            size = path.stat().st_size
+            with path.open("rb"):
+                pass
+        except OSError as error:
+            raise InvalidS3ObjectException(
+                f"Unable to read {ref.describe()}: {error.strerror}"
+            ) from None
+        return ObjectInfo(size_bytes=size, version=None)
+
+    def source_for(self, ref: ObjectRef) -> str:
+        return str(self._existing_path(ref))
+
+    def put_file(self, local_path: Path, bucket: str, key: str) -> str | None:
+        target = self._path(ObjectRef(bucket, key))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Copy then rename so a reader never sees half a file.
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        os.close(handle)
+        shutil.copyfile(local_path, temporary)
+        os.replace(temporary, target)
+        return None
+
+    def _existing_path(self, ref: ObjectRef) -> Path:
+        bucket_dir = self.root / ref.bucket
+        if not bucket_dir.is_dir():
+            raise InvalidS3ObjectException(f"Bucket {ref.bucket!r} does not exist")
+        path = self._path(ref)
+        if not path.is_file():
+            raise InvalidS3ObjectException(
+                f"Object {ref.key!r} does not exist in bucket {ref.bucket!r}"
+            )
+        if ref.version not in (None, UNVERSIONED):
+            raise InvalidS3ObjectException(
+                f"Version {ref.version!r} of {ref.describe()} does not exist (the local store keeps no versions)"
+            )
+        return path
+
+    def _path(self, ref: ObjectRef) -> Path:
+        """Resolve a key inside its bucket, refusing keys that climb out of it."""
+        if ref.bucket in ("", ".", "..") or "/" in ref.bucket:
+            raise InvalidS3ObjectException(f"Bucket {ref.bucket!r} does not exist")
+        bucket_dir = (self.root / ref.bucket).resolve()
+        path = (bucket_dir / ref.key).resolve()
+        if bucket_dir not in path.parents:
+            raise InvalidS3ObjectException(
+                f"Object key {ref.key!r} is not inside bucket {ref.bucket!r}"
+            )
+        return path

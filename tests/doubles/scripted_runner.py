@@ -1,0 +1,144 @@
+"""Test double of engine.cluster.runner.VideoModerationRunner: no Ray, no decoding.
+
+A "video" is a JSON file (a script) saying how long it is and which labels appear when:
+
+    {"duration_ms": 10000, "labels": {"3000": {"Weapons": 90.0}, "4000": {"Weapons": 80.0}},
+     "fail": "optional message: run_segments raises VideoError with it",
+     "delay_s": 0.0}
+
+Samples are taken every `sample_interval_ms` from 0; segments are `segment_ms` long. Anything
+that is not such a JSON file makes `probe` raise VideoError, like a real unreadable video.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from engine.results.types import FrameScores
+from engine.video.types import Segment, VideoError, VideoMetadata, VideoProbe
+from models.base import ModelInfo
+from models.taxonomy import load_taxonomy
+
+
+def write_script(
+    path: Path, duration_ms: int, labels: dict[int, dict[str, float]] | None = None, **extra
+) -> Path:
+    """Write a scripted video file for ScriptedRunnerDouble."""
+    document = {
+        "duration_ms": duration_ms,
+        "labels": {str(k): v for k, v in (labels or {}).items()},
+        **extra,
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(document))
+    return Path(path)
+
+
+class ScriptedRunnerDouble:
+    """Implements probe / plan / run_segments / shutdown over scripted JSON videos."""
+
+    def __init__(self, sample_interval_ms: int = 1000, segment_ms: int = 4000) -> None:
+        self.sample_interval_ms = sample_interval_ms
+        self.segment_ms = segment_ms
+        self.taxonomy = load_taxonomy()
+        self.model_info = ModelInfo(
+            name="scripted-runner-double", version="test", input_size=(8, 8)
+        )
+        self.segments_run: list[int] = []
+        self.shut_down = False
+        self.entered = threading.Event()
+        """Set when run_segments starts: lets a test act while a job is mid-flight."""
+        self.release = threading.Event()
+        self.release.set()
+        """Cleared by a test to hold run_segments (after the first segment) until it is set."""
+
+    def probe(self, source: str) -> VideoProbe:
+        script = self._script(source)
+        metadata = VideoMetadata(
+            codec="h264",
+            duration_ms=int(script["duration_ms"]),
+            format="QuickTime / MOV",
+            frame_rate=25.0,
+            frame_height=360,
+            frame_width=640,
+            color_range="LIMITED",
+        )
+        keyframes = tuple(range(0, int(script["duration_ms"]), self.segment_ms))
+        return VideoProbe(
+            metadata=metadata, keyframes_ms=keyframes or (0,), start_ms=0, rotation_degrees=0
+        )
+
+    def plan(self, probe: VideoProbe) -> list[Segment]:
+        duration_ms = probe.metadata.duration_ms
+        starts = list(range(0, max(duration_ms, 1), self.segment_ms))
+        return [
+            Segment(i, start, min(start + self.segment_ms, duration_ms))
+            for i, start in enumerate(starts)
+        ]
+
+    def run_segments(
+        self,
+        source: str,
+        probe: VideoProbe,
+        segments: Sequence[Segment],
+        on_segment_done: Callable[[Segment, list[FrameScores]], None],
+    ) -> None:
+        script = self._script(source)
+        self.entered.set()
+        for number, segment in enumerate(segments):
+            if number == 1:
+                self.release.wait()
+            time.sleep(float(script.get("delay_s", 0.0)))
+            if script.get("fail"):
+                raise VideoError(script["fail"])
+            self.segments_run.append(segment.index)
+            on_segment_done(segment, self._scores(script, segment))
+
+    def shutdown(self) -> None:
+        self.shut_down = True
+
+    def _scores(self, script: dict, segment: Segment) -> list[FrameScores]:
+        first = -(-segment.start_ms // self.sample_interval_ms) * self.sample_interval_ms
+        scores = []
+        for timestamp_ms in range(first, segment.stop_ms, self.sample_interval_ms):
+            confidences = np.zeros(len(self.taxonomy), dtype=np.float32)
+            for name, confidence in script["labels"].get(str(timestamp_ms), {}).items():
+                label = self.taxonomy.find(name)
+                confidences[label.index] = confidence
+                for ancestor in self.taxonomy.ancestors(label.index):
+                    confidences[ancestor.index] = max(confidences[ancestor.index], confidence)
+            scores.append(FrameScores(timestamp_ms=timestamp_ms, confidences=confidences))
+        return scores
+
+    @staticmethod
+    def _script(source: str) -> dict:
+        try:
+            script = json.loads(Path(source).read_text())
+            int(script["duration_ms"])
+            return script
+        except (OSError, ValueError, KeyError, TypeError):
+            raise VideoError("The file is not a video this service can read") from None
+
+
+def scripted_job_system(
+    data_dir: Path, runner: ScriptedRunnerDouble | None = None, notify_settings=None, **overrides
+):
+    """A job system over the local store in `data_dir`, driven by a ScriptedRunnerDouble.
+
+    Returns (job_system, runner, settings); the caller starts and stops the job system.
+    """
+    from engine.config import EngineSettings
+    from engine.jobs import open_job_system
+
+    settings = EngineSettings(data_dir=Path(data_dir), **overrides)
+    runner = runner or ScriptedRunnerDouble(sample_interval_ms=settings.sample_interval_ms)
+    jobs = open_job_system(
+        settings, lambda: runner, notify_settings=notify_settings, worker_count=4
+    )
+    return jobs, runner, settings

@@ -1,0 +1,324 @@
+"""Helpers for the API integration tests: a moto S3/SNS/SQS server, the API server in-process
+(scripted runner double, no Ray) or as a subprocess (real cluster runner), a webhook receiver,
+and boto3 clients pointed at them.
+
+Run as `python -m tests.integration.api_fixtures serve ...` it is the server subprocess's entry
+point: it builds settings the normal way (MODENGINE_* env) and passes notification settings
+explicitly, since those EngineSettings fields may not exist yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import boto3
+import httpx
+import uvicorn
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEST_DOUBLE_MODEL = "tests.doubles.colour_classifier:ColourTestDoubleClassifier"
+ACCOUNT = "123456789012"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/AmazonRekognitionServiceRole"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rekognition_client(endpoint_url: str):
+    from botocore.config import Config
+
+    return boto3.client(
+        "rekognition",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def aws_client(service: str, endpoint_url: str):
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="y",
+    )
+
+
+@contextmanager
+def moto_server():
+    """A real S3/SNS/SQS endpoint on 127.0.0.1 (moto), stopped on exit."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@contextmanager
+def in_process_server(app):
+    """Serve an ASGI app with uvicorn in a thread; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("in-process API server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+class WebhookReceiver:
+    """A local HTTP endpoint recording every POST (headers + body) it receives."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict, bytes]] = []
+        self._arrived = threading.Condition()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver._arrived:
+                    receiver.received.append(
+                        ({k.lower(): v for k, v in self.headers.items()}, body)
+                    )
+                    receiver._arrived.notify_all()
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def messages(self) -> list[dict]:
+        """The completion messages inside the SNS envelopes received so far."""
+        return [json.loads(json.loads(body)["Message"]) for _, body in self.received]
+
+    def wait_for(self, predicate, timeout_s: float) -> list[dict]:
+        deadline = time.monotonic() + timeout_s
+        with self._arrived:
+            while not predicate(self.messages()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no matching webhook message; got {self.messages()}")
+                self._arrived.wait(remaining)
+        return self.messages()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class ServerProcess:
+    """The API server as a child process with the real cluster runner (starts Ray on first job)."""
+
+    def __init__(
+        self, data_dir: Path, env: dict[str, str], args: list[str], log_path: Path
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._env = env
+        self._args = args
+        self._log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 60) -> ServerProcess:
+        env = {**os.environ, **self._env, "PYTHONPATH": str(REPO_ROOT)}
+        command = [
+            sys.executable,
+            "-m",
+            "tests.integration.api_fixtures",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            *self._args,
+        ]
+        log = open(self._log_path, "ab")  # noqa: SIM115 - the child process keeps writing to it
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode}: {self.log_tail()}"
+                )
+            try:
+                httpx.get(self.url + "/ready", timeout=1)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL the server and everything in its session (its Ray processes, if it started one)."""
+        if self.process is None:
+            return
+        import psutil
+
+        session_members = []
+        for candidate in psutil.process_iter(["pid"]):
+            try:
+                if os.getsid(candidate.pid) == self.process.pid:
+                    session_members.append(candidate.pid)
+            except (ProcessLookupError, PermissionError, psutil.Error):
+                continue
+        for pid in [self.process.pid, *session_members]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.process.wait(timeout=30)
+        self.process = None
+
+    def stop(self) -> None:
+        """SIGTERM first (uvicorn shuts down and the runner stops its Ray), then make sure."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill()
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self._log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def server_env(data_dir: Path, s3_endpoint: str | None = None, **extra: str) -> dict[str, str]:
+    """Small settings for a test server subprocess: the colour test double, 2 CPUs, 1 actor."""
+    env = {
+        "MODENGINE_DATA_DIR": str(data_dir),
+        "MODENGINE_MODEL": TEST_DOUBLE_MODEL,
+        "MODENGINE_RAY_NUM_CPUS": "2",
+        "MODENGINE_INFERENCE_ACTORS": "1",
+        "MODENGINE_SEGMENT_LENGTH_S": "2",
+        "RAY_AUTH_MODE": "disabled",
+        # Never join a Ray cluster someone else started on this machine.
+        "RAY_ADDRESS": "local",
+    }
+    if s3_endpoint:
+        env.update(
+            MODENGINE_S3_ENDPOINT=s3_endpoint,
+            MODENGINE_S3_ACCESS_KEY="x",
+            MODENGINE_S3_SECRET_KEY="y",
+        )
+    env.update(extra)
+    return env
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="api_fixtures")
+    parser.add_argument("command", choices=["serve"])
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--sns-endpoint")
+    parser.add_argument("--webhook", action="append", default=[], help="TOPIC_ARN=URL")
+    options = parser.parse_args(argv)
+
+    from engine.config import load_settings
+    from engine.notify import NotifySettings, parse_webhooks
+    from engine.server import serve
+
+    settings = load_settings(data_dir=Path(options.data_dir))
+    notify = NotifySettings(
+        sns_endpoint=options.sns_endpoint,
+        sns_access_key="x",
+        sns_secret_key="y",
+        webhooks=parse_webhooks(",".join(options.webhook)),
+        max_attempts=3,
+        initial_backoff_s=0.2,
+    )
+    serve(settings, "127.0.0.1", options.port, notify_settings=notify)
+
+
+if __name__ == "__main__":
+    main()
+
+
+def expected_entries(
+    truth, min_confidence: float = 50.0, sample_interval_ms: int = 1000
+) -> list[tuple[int, str, int]]:
+    """(Timestamp, Name, TaxonomyLevel) the colour test double must yield, in TIMESTAMP order."""
+    from tests.doubles.colour_classifier import expected_labels
+
+    entries = []
+    for sample_ms in range(0, truth.duration_ms, sample_interval_ms):
+        for name, level, confidence in expected_labels(truth.colour_at(sample_ms)):
+            if confidence >= min_confidence:
+                entries.append((truth.frame_time_at(sample_ms), name, level))
+    return sorted(entries)
+
+
+def entries_of(detections: list[dict]) -> list[tuple[int, str, int]]:
+    return [
+        (d["Timestamp"], d["ModerationLabel"]["Name"], d["ModerationLabel"]["TaxonomyLevel"])
+        for d in detections
+    ]
+
+
+def wait_for_job(
+    client, job_id: str, timeout_s: float = 120, **members
+) -> tuple[list[dict], list[dict]]:
+    """Poll until the job ends; returns (status pages seen while polling, every page of the result)."""
+    polled, deadline = [], time.monotonic() + timeout_s
+    while True:
+        page = client.get_content_moderation(JobId=job_id, **members)
+        polled.append(page)
+        if page["JobStatus"] != "IN_PROGRESS":
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still IN_PROGRESS after {timeout_s} s")
+        time.sleep(0.25)
+    pages, token = [], None
+    while True:
+        extra = {"NextToken": token} if token else {}
+        page = client.get_content_moderation(JobId=job_id, **members, **extra)
+        pages.append(page)
+        token = page.get("NextToken")
+        if not token:
+            return polled, pages
