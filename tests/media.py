@@ -191,8 +191,13 @@ def make_pattern_video(
     start_s: float = 0.0,
     seed: int = 0,
     open_gop: bool = False,
+    leading_pictures: int = 0,
 ) -> PatternInfo:
-    """Write a video whose every frame differs (moving gradient and bar, light noise)."""
+    """Write a video whose every frame differs (moving gradient and bar, light noise).
+
+    `leading_pictures` (HEVC only) lets that many frames before each keyframe in display order
+    follow it in decode order (x265 `radl`: IDR_W_RADL keyframes with RADL pictures).
+    """
     rate = _as_rate(fps)
     total_s = Fraction(duration_s).limit_denominator(1000)
     frame_times_s = _frame_times_s(rate, total_s, vfr, seed)
@@ -224,6 +229,7 @@ def make_pattern_video(
         rotation,
         start_s,
         open_gop=open_gop,
+        leading_pictures=leading_pictures,
     )
     times_ms = read_frame_times_ms(path)
     return PatternInfo(
@@ -287,6 +293,7 @@ def _encode(
     start_s,
     full_range=False,
     open_gop=False,
+    leading_pictures=0,
 ) -> None:
     """Encode pictures at the given times (seconds from 0, shifted by start_s)."""
     encoder = {"h264": "libx264", "hevc": "libx265", "h265": "libx265"}[codec]
@@ -301,7 +308,9 @@ def _encode(
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = time_base
-        stream.codec_context.options = _encoder_options(encoder, gop_frames, bframes, open_gop)
+        stream.codec_context.options = _encoder_options(
+            encoder, gop_frames, bframes, open_gop, leading_pictures
+        )
         if full_range:
             stream.codec_context.color_range = av.video.reformatter.ColorRange.JPEG
         if rotation % 360:
@@ -315,12 +324,15 @@ def _encode(
 
 
 def _encoder_options(
-    encoder: str, gop_frames: int, bframes: bool, open_gop: bool = False
+    encoder: str, gop_frames: int, bframes: bool, open_gop: bool = False, leading_pictures: int = 0
 ) -> dict[str, str]:
     """Fixed GOPs (no scene-cut keyframes) so keyframe positions are predictable."""
     params = f"keyint={gop_frames}:min-keyint={gop_frames}:scenecut=0:bframes={3 if bframes else 0}"
     params += f":open-gop={int(open_gop)}"
+    if leading_pictures and encoder != "libx265":
+        raise ValueError("leading_pictures needs HEVC (x265 radl)")
     if encoder == "libx265":
+        params += f":radl={leading_pictures}" if leading_pictures else ""
         return {"x265-params": params + ":log-level=error", "preset": "ultrafast"}
     return {"x264-params": params, "preset": "veryfast"}
 

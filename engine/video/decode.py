@@ -7,6 +7,8 @@ after a seek" would be off by up to a GOP. Chosen frames are scaled by swscale s
 model's input size and rotated upright, so memory holds only small uint8 frames and one raw
 frame, whatever the segment or video length.
 
+Decoding runs in software or on NVDEC (`hwdecode.py`) and within the limits of `limits.py`
+(frame size, packet size, wall time), so a hostile file fails its segment instead of the worker.
 Knows nothing about Ray or models: source in, FrameBatch out.
 """
 
@@ -14,13 +16,31 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import av
 import numpy as np
+from av.codec.hwaccel import HWAccel
 
+from engine.video.hwdecode import check_hwaccel_mode, choose_hwaccel, software_frame
+from engine.video.limits import (
+    DEFAULT_MAX_FRAME_PIXELS,
+    Deadline,
+    check_frame_size,
+    check_packet_size,
+    default_decode_time_limit_s,
+    packet_size_limit_bytes,
+)
+from engine.video.nal import stream_nal_format
 from engine.video.plan import sample_times_ms
-from engine.video.selective import PacketSelector, avcc_length_size
-from engine.video.timeline import StreamClock, display_name, first_frame_pts, open_video_container
+from engine.video.selective import PacketSelector
+from engine.video.timeline import (
+    StreamClock,
+    describe_ffmpeg_error,
+    display_name,
+    first_frame_pts,
+    open_video_container,
+)
 from engine.video.types import FrameBatch, Segment, VideoError, VideoProbe
 
 DECODE_MODES = ("accurate", "keyframes")
@@ -54,14 +74,21 @@ def decode_segment(
     *,
     selective: bool = True,
     threads: int = 0,
+    hwaccel: str = "auto",
+    time_limit_s: float | None = None,
+    max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
 ) -> FrameBatch:
     """Frames on screen at each sample time of `segment`, as uint8 RGB of `output_size` = (H, W).
 
     `timestamps_ms` are the chosen frames' own times (ms after the first frame);
     `sample_times_ms` the grid points they were chosen for. A frame may serve several points.
-    `selective` (accurate mode, H.264 closed GOPs) skips packets no picked frame depends on;
-    the picks are identical, it only saves decode time. `threads` caps FFmpeg's decode threads
-    (0 = one per core; give a Ray task its CPU reservation so workers do not oversubscribe).
+    `selective` (accurate mode, H.264/HEVC closed GOPs) skips packets no picked frame depends
+    on; the picks are identical, it only saves decode time. `threads` caps FFmpeg's decode
+    threads (0 = one per core; give a Ray task its CPU reservation so workers do not
+    oversubscribe). `hwaccel`: "auto" decodes on NVDEC when a CUDA device opens, else in
+    software; "cuda" demands NVDEC (VideoError without it); "none" is software only.
+    `time_limit_s` bounds the wall time (None: 60 s + 10 s per second of segment) and
+    `max_frame_pixels` the frame size; past either, VideoError.
     """
     if mode not in DECODE_MODES:
         raise ValueError(f"mode must be one of {DECODE_MODES}, got {mode!r}")
@@ -73,7 +100,21 @@ def decode_segment(
         return FrameBatch(np.empty((0, height, width, 3), np.uint8), [], [])
     if threads < 0:
         raise ValueError(f"threads must be >= 0, got {threads}")
-    decoder = _SegmentDecoder(source, probe, segment, targets_ms, output_size, mode, threads)
+    check_hwaccel_mode(hwaccel)
+    if time_limit_s is None:
+        time_limit_s = default_decode_time_limit_s(segment.duration_ms)
+    name = display_name(source)
+    settings = _DecodeSettings(
+        mode=mode,
+        threads=threads,
+        hardware=choose_hwaccel(hwaccel),
+        forced_hardware=hwaccel == "cuda",
+        deadline=Deadline(
+            time_limit_s, f"Decoding {name} at {segment.start_ms}-{segment.stop_ms} ms"
+        ),
+        max_frame_pixels=max_frame_pixels,
+    )
+    decoder = _SegmentDecoder(source, probe, segment, targets_ms, output_size, settings)
     try:
         try:
             picks = decoder.pick(selective=selective and mode == "accurate")
@@ -81,7 +122,8 @@ def decode_segment(
             picks = decoder.pick(selective=False)
     except av.error.FFmpegError as error:
         raise VideoError(
-            f"Decoding {display_name(source)} failed in {segment.start_ms}-{segment.stop_ms} ms: {error}"
+            f"Decoding {name} failed at {segment.start_ms}-{segment.stop_ms} ms "
+            f"({describe_ffmpeg_error(error)}); the file is probably damaged or truncated."
         ) from error
     return FrameBatch(
         frames=np.stack([array for _, array in picks]),
@@ -90,16 +132,27 @@ def decode_segment(
     )
 
 
+@dataclass(frozen=True)
+class _DecodeSettings:
+    """How one segment is decoded: mode, threads, decoder device and limits."""
+
+    mode: str
+    threads: int
+    hardware: HWAccel | None
+    forced_hardware: bool
+    deadline: Deadline
+    max_frame_pixels: int
+
+
 class _SegmentDecoder:
     """One segment's decode: where to start, which packets to send, which frames to keep."""
 
-    def __init__(self, source, probe, segment, targets_ms, output_size, mode, threads) -> None:
+    def __init__(self, source, probe, segment, targets_ms, output_size, settings) -> None:
         self._source = source
         self._probe = probe
         self._segment = segment
         self._targets_ms = targets_ms
-        self._mode = mode
-        self._threads = threads
+        self._settings = settings
         self._scaler = _UprightScaler(output_size, probe.rotation_degrees)
 
     def pick(self, selective: bool) -> list[tuple[int, np.ndarray]]:
@@ -129,16 +182,33 @@ class _SegmentDecoder:
     @contextmanager
     def _open(self):
         index = self._probe.stream_index
-        with open_video_container(self._source) as container:
+        name = display_name(self._source)
+        with open_video_container(
+            self._source, self._settings.hardware, self._settings.max_frame_pixels
+        ) as container:
             if index >= len(container.streams) or container.streams[index].type != "video":
                 raise VideoError(
-                    f"{display_name(self._source)} changed since it was probed: stream {index} is not video."
+                    f"{name} changed since it was probed: stream {index} is not video."
                 )
             stream = container.streams[index]
+            codec_context = stream.codec_context
+            if codec_context is None:
+                raise VideoError(
+                    f"{name} changed since it was probed: its video cannot be decoded."
+                )
+            check_frame_size(
+                codec_context.width, codec_context.height, self._settings.max_frame_pixels, name
+            )
+            if self._settings.forced_hardware and not codec_context.is_hwaccel:
+                raise VideoError(
+                    f"Hardware decoding (NVDEC) cannot decode the {codec_context.name} video of {name}."
+                )
+            # FFmpeg refuses to allocate bigger frames, even when the size changes mid-stream.
+            codec_context.options = {"max_pixels": str(self._settings.max_frame_pixels)}
             stream.thread_type = "AUTO"
-            stream.codec_context.thread_count = self._threads
-            if self._mode == "keyframes":
-                stream.codec_context.skip_frame = "NONKEY"
+            codec_context.thread_count = self._settings.threads
+            if self._settings.mode == "keyframes":
+                codec_context.skip_frame = "NONKEY"
             yield container, stream
 
     def _pick_frames(
@@ -146,12 +216,13 @@ class _SegmentDecoder:
     ) -> list[tuple[int, np.ndarray]]:
         """Walk decoded frames in presentation order; each target takes the last frame at or before it."""
         targets_ms = self._targets_ms
-        length_size = avcc_length_size(stream.codec_context) if selective else None
-        selector = PacketSelector(clock, targets_ms, length_size) if length_size else None
+        nal_format = stream_nal_format(stream.codec_context) if selective else None
+        selector = PacketSelector(clock, targets_ms, nal_format) if nal_format else None
         picks: list[tuple[int, np.ndarray]] = []
         previous = None  # (frame_ms, raw frame, its converted array or None)
         next_target = 0
-        for frame in _decoded_frames(container, stream, self._source, selector):
+        frames = _decoded_frames(container, stream, self._source, selector, self._settings)
+        for frame in frames:
             frame_ms = clock.to_ms(frame.pts if frame.pts is not None else frame.dts)
             if previous is None and frame_ms > targets_ms[0] and not from_start:
                 raise _SeekOvershot()
@@ -167,6 +238,8 @@ class _SegmentDecoder:
                 return picks
             previous = (frame_ms, frame, None)
         if previous is None:
+            if not from_start:  # the seek landed past the last keyframe (MPEG-TS does this)
+                raise _SeekOvershot()
             raise VideoError(
                 f"No frame of {display_name(self._source)} could be decoded near {targets_ms[0]} ms."
             )
@@ -197,11 +270,11 @@ def _start_pts(container, stream) -> int:
 
 
 def _decoded_frames(
-    container, stream, source: str, selector: PacketSelector | None
+    container, stream, source: str, selector: PacketSelector | None, settings: _DecodeSettings
 ) -> Iterator[av.VideoFrame]:
     """Frames in presentation order; a few corrupt packets are skipped like players skip them."""
     bad_packets = 0
-    packets = container.demux(stream)
+    packets = _guarded_packets(container.demux(stream), stream, source, settings)
     if selector is not None:
         packets = selector.select(packets)
     codec_context = stream.codec_context
@@ -210,15 +283,41 @@ def _decoded_frames(
             continue  # end of the demuxer's output: flushed below, once
         try:
             frames = codec_context.decode(packet)
-        except av.error.InvalidDataError as error:
+        except av.error.FFmpegError as error:
+            _refuse_grown_frames(codec_context, settings.max_frame_pixels, source)
+            if not isinstance(error, av.error.InvalidDataError):
+                raise
             bad_packets += 1
             if bad_packets > _MAX_BAD_PACKETS:
                 raise VideoError(
-                    f"{display_name(source)} is too damaged to decode: {error}"
+                    f"{display_name(source)} is too damaged to decode "
+                    f"({describe_ffmpeg_error(error)} in {bad_packets} packets)."
                 ) from error
             continue
         yield from _timed(frames)
+    settings.deadline.check()
     yield from _timed(codec_context.decode(None))
+
+
+def _refuse_grown_frames(codec_context, max_frame_pixels: int, source: str) -> None:
+    """FFmpeg refuses frames over max_pixels as "invalid data"; name the real cause instead."""
+    width, height = codec_context.width, codec_context.height
+    if width * height > max_frame_pixels:
+        check_frame_size(width, height, max_frame_pixels, display_name(source))
+
+
+def _guarded_packets(
+    packets, stream, source: str, settings: _DecodeSettings
+) -> Iterator[av.Packet]:
+    """Demuxed packets, each checked against the deadline and a believable size."""
+    name = display_name(source)
+    size_limit_bytes = packet_size_limit_bytes(
+        stream.codec_context.width, stream.codec_context.height
+    )
+    for packet in packets:
+        settings.deadline.check()
+        check_packet_size(packet.size, size_limit_bytes, name)
+        yield packet
 
 
 def _timed(frames) -> Iterator[av.VideoFrame]:
@@ -245,7 +344,11 @@ class _UprightScaler:
         else:
             coded_width, coded_height = self._width, self._height
         scaled = self._reformatter.reformat(
-            frame, width=coded_width, height=coded_height, format="rgb24", interpolation="BILINEAR"
+            software_frame(frame),
+            width=coded_width,
+            height=coded_height,
+            format="rgb24",
+            interpolation="BILINEAR",
         )
         array = scaled.to_ndarray()
         if self._quarter_turns:

@@ -22,8 +22,17 @@ from itertools import pairwise
 
 import av
 
+from engine.video.limits import (
+    DEFAULT_MAX_FRAME_PIXELS,
+    PROBE_TIME_LIMIT_S,
+    Deadline,
+    check_frame_size,
+    check_packet_size,
+    packet_size_limit_bytes,
+)
 from engine.video.timeline import (
     StreamClock,
+    describe_ffmpeg_error,
     display_name,
     first_frame_pts,
     open_video_container,
@@ -31,8 +40,17 @@ from engine.video.timeline import (
 )
 from engine.video.types import VideoError, VideoMetadata, VideoProbe
 
-MAX_FRAME_PIXELS = 8192 * 4352
-"""Largest coded frame accepted (H.264/HEVC level 6.2, 8K): bigger ones would exhaust worker memory."""
+_RAW_ELEMENTARY_FORMATS = {
+    "h264": "H.264",
+    "hevc": "HEVC",
+    "mpegvideo": "MPEG-1/2 video",
+    "m4v": "MPEG-4 video",
+    "obu": "AV1",
+    "ivf": "IVF",
+}
+"""Demuxers of bare codec streams: FFmpeg gives their packets no timestamps."""
+
+_DEADLINE_CHECK_EVERY_PACKETS = 256
 
 _RELATIVE_JITTER_FOR_VFR = 0.02
 """Frame intervals differing by more than 2% from the typical one mark a variable frame rate."""
@@ -50,16 +68,24 @@ class _PacketScan:
     """Largest pts + duration seen: where the last frame stops being displayed."""
 
 
-def probe_video(source: str) -> VideoProbe:
+def probe_video(
+    source: str,
+    *,
+    max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
+    time_limit_s: float = PROBE_TIME_LIMIT_S,
+) -> VideoProbe:
     """Read metadata, keyframe times and rotation of the first video stream of `source`.
 
     Raises VideoError (message meant for a person) when the source cannot be opened, is not
-    a video, has no decodable video stream or no frames.
+    a video, has no decodable video stream or no frames, has frames over `max_frame_pixels`
+    or packets no real frame of its size needs, or takes over `time_limit_s` to read.
     """
-    with open_video_container(source) as container:
+    deadline = Deadline(time_limit_s, f"Reading {display_name(source)}")
+    with open_video_container(source, max_frame_pixels=max_frame_pixels) as container:
         stream = select_video_stream(container, source)
-        _check_frame_size(stream, source)
-        scan = _scan_packets(container, stream, source)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        check_frame_size(width, height, max_frame_pixels, display_name(source))
+        scan = _scan_packets(container, stream, source, deadline)
         clock = StreamClock(
             time_base=stream.time_base, start_pts=first_frame_pts(stream, min(scan.frame_pts))
         )
@@ -79,25 +105,23 @@ def probe_video(source: str) -> VideoProbe:
         )
 
 
-def _check_frame_size(stream, source: str) -> None:
-    width, height = stream.codec_context.width, stream.codec_context.height
-    if width <= 0 or height <= 0:
-        raise VideoError(
-            f"The video stream of {display_name(source)} has no frame size; the file is probably damaged."
-        )
-    if width * height > MAX_FRAME_PIXELS:
-        raise VideoError(
-            f"The frames of {display_name(source)} are {width}x{height} pixels; "
-            f"at most {MAX_FRAME_PIXELS} pixels (8192x4352) are supported."
-        )
-
-
-def _scan_packets(container: av.container.InputContainer, stream, source: str) -> _PacketScan:
+def _scan_packets(
+    container: av.container.InputContainer, stream, source: str, deadline: Deadline
+) -> _PacketScan:
     """Demux (never decode) every packet of the stream, collecting presentation times."""
     scan = _PacketScan()
+    name = display_name(source)
+    size_limit_bytes = packet_size_limit_bytes(
+        stream.codec_context.width, stream.codec_context.height
+    )
+    untimed_packets = 0
     try:
-        for packet in container.demux(stream):
+        for count, packet in enumerate(container.demux(stream)):
+            if count % _DEADLINE_CHECK_EVERY_PACKETS == 0:
+                deadline.check()
+            check_packet_size(packet.size, size_limit_bytes, name)
             pts = packet.pts if packet.pts is not None else packet.dts
+            untimed_packets += pts is None and packet.size > 0
             if pts is None or packet.size == 0 or packet.is_discard:
                 continue  # flush packet, or pre-roll an edit list hides from the timeline
             scan.frame_pts.append(pts)
@@ -110,12 +134,25 @@ def _scan_packets(container: av.container.InputContainer, stream, source: str) -
     except av.error.FFmpegError as error:
         if not scan.frame_pts:
             raise VideoError(
-                f"The video stream of {display_name(source)} cannot be read: {error}"
+                f"The video stream of {name} cannot be read: {describe_ffmpeg_error(error)}."
             ) from error
         # A truncated tail: keep what was readable, decoding will stop at the same place.
     if not scan.frame_pts:
-        raise VideoError(f"The video {display_name(source)} contains no frames.")
+        raise VideoError(_no_frames_message(container, name, untimed_packets))
     return scan
+
+
+def _no_frames_message(container, name: str, untimed_packets: int) -> str:
+    """Say why nothing usable was found: a bare codec stream has packets but no timestamps."""
+    if untimed_packets:
+        kind = _RAW_ELEMENTARY_FORMATS.get(container.format.name)
+        what = f"a raw {kind} elementary stream" if kind else "a video stream"
+        return (
+            f"{name} is {what} without timestamps, which is not supported; "
+            "wrap it in an MP4 or MOV container (for example `ffmpeg -framerate 30 -i input "
+            "-c copy output.mp4`, with the real frame rate)."
+        )
+    return f"The video {name} contains no frames."
 
 
 def _read_rotation_degrees(stream, first_keyframe: av.Packet | None) -> int:

@@ -16,6 +16,7 @@ from fractions import Fraction
 
 import av
 
+from engine.video.limits import DEFAULT_MAX_FRAME_PIXELS
 from engine.video.types import VideoError
 
 _PROTOCOL_WHITELIST = "file,http,https,tcp,tls"
@@ -53,8 +54,15 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def open_video_container(source: str) -> av.container.InputContainer:
-    """Open `source` for reading, turning FFmpeg's errors into VideoError a person understands."""
+def open_video_container(
+    source: str, hwaccel=None, max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS
+) -> av.container.InputContainer:
+    """Open `source` for reading, turning FFmpeg's errors into VideoError a person understands.
+
+    `hwaccel` (a PyAV HWAccel or None) attaches hardware decoding to the video decoders.
+    `max_frame_pixels` also bounds the frames FFmpeg decodes while opening (it decodes a few
+    to learn the stream parameters): a header claiming 12288x12288 would allocate 450 MB.
+    """
     name = display_name(source)
     if not is_url(source):
         if not os.path.exists(source):
@@ -66,18 +74,38 @@ def open_video_container(source: str) -> av.container.InputContainer:
             source,
             mode="r",
             container_options={"protocol_whitelist": _PROTOCOL_WHITELIST},
+            options={"max_pixels": str(max_frame_pixels)},  # to the decoders it opens
             timeout=_NETWORK_TIMEOUT_S if is_url(source) else None,
+            hwaccel=hwaccel,
         )
     except av.error.InvalidDataError as error:
         raise VideoError(
             f"{name} is not a video file FFmpeg can read, or it is damaged."
         ) from error
+    except av.error.EOFError as error:
+        raise VideoError(
+            f"{name} ends before any video data; the file is empty or truncated."
+        ) from error
     except av.error.FFmpegError as error:
         raise VideoError(
-            f"The video {name} cannot be opened: {error.strerror or error}."
+            f"The video {name} cannot be opened: {describe_ffmpeg_error(error)}."
         ) from error
     except OSError as error:
-        raise VideoError(f"The video {name} cannot be opened: {error}.") from error
+        raise VideoError(
+            f"The video {name} cannot be opened: {error.strerror or 'I/O error'}."
+        ) from error
+    except RuntimeError as error:  # PyAV: hardware decoding demanded, no stream supports it
+        raise VideoError(
+            f"Hardware decoding (NVDEC) cannot decode the video stream of {name}."
+        ) from error
+
+
+def describe_ffmpeg_error(error: Exception) -> str:
+    """FFmpeg's own words for an error, without the file name or URL PyAV appends to str()."""
+    text = getattr(error, "strerror", None)
+    if isinstance(text, str) and text:
+        return text[:1].lower() + text[1:]
+    return "an unknown FFmpeg error"
 
 
 def select_video_stream(container: av.container.InputContainer, source: str):
@@ -85,19 +113,22 @@ def select_video_stream(container: av.container.InputContainer, source: str):
     name = display_name(source)
     candidates = [s for s in container.streams.video if not _is_attached_picture(s)]
     if not candidates:
-        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
-        raise VideoError(f"{name} has no video stream (it contains: {', '.join(kinds)}).")
+        kinds = sorted({s.type for s in container.streams})
+        contents = f"it contains: {', '.join(kinds)}" if kinds else "it contains no streams at all"
+        raise VideoError(f"{name} has no video stream ({contents}).")
     stream = candidates[0]
     codec_context = stream.codec_context
     if codec_context is None or not codec_context.name or codec_context.name == "none":
-        raise VideoError(f"The video codec of {name} is not supported.")
+        raise VideoError(
+            f"The video codec of {name} is not supported (this FFmpeg build cannot decode it)."
+        )
     try:
         av.codec.Codec(codec_context.name, "r")
     except (
         Exception
     ) as error:  # PyAV raises its own UnknownCodecError type, which varies by version
         raise VideoError(
-            f"The video codec {codec_context.name!r} of {name} is not supported."
+            f"The video codec {codec_context.name} of {name} is not supported."
         ) from error
     return stream
 

@@ -154,22 +154,27 @@ def test_url_query_string_never_appears_in_errors(tmp_path):
     assert "secret" not in str(raised.value) and "clip.mp4" in str(raised.value)
 
 
-def test_video_track_without_frames(tmp_path):
-    path = tmp_path / "hollow.mp4"
+@pytest.mark.parametrize(
+    "suffix, message",
+    [("mkv", "ends before any video data"), ("mp4", "has no video stream")],
+)
+def test_video_track_without_frames(tmp_path, suffix, message):
+    path = tmp_path / f"hollow.{suffix}"
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=30)
         stream.width, stream.height = 64, 48
-        container.mux(stream.encode(None))
-    with pytest.raises(VideoError):
+        container.start_encoding()  # header written, no frame
+    assert path.stat().st_size > 0
+    with pytest.raises(VideoError, match=message):
         probe_video(str(path))
 
 
-def test_frames_beyond_8k_are_refused(tmp_path, monkeypatch):
+def test_frames_over_the_pixel_limit_are_refused(tmp_path):
     path = tmp_path / "big.mp4"
     make_colour_video(path, [("red", 0.2)], size=(128, 96))
-    monkeypatch.setattr("engine.video.probe.MAX_FRAME_PIXELS", 128 * 96 - 1)
-    with pytest.raises(VideoError, match="128x96 pixels"):
-        probe_video(str(path))
+    assert probe_video(str(path), max_frame_pixels=128 * 96).metadata.frame_width == 128
+    with pytest.raises(VideoError, match="128x96 pixels; at most 12287 pixels"):
+        probe_video(str(path), max_frame_pixels=128 * 96 - 1)
 
 
 def test_probe_reads_packets_without_decoding_frames(tmp_path, monkeypatch):
