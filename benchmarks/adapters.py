@@ -1,0 +1,181 @@
+"""The contenders of the throughput benchmark, one adapter each behind one interface.
+
+Every adapter answers `run(video) -> dict` with at least `wall_s`; all process the same file
+at one sample per second. Floor and naive run in a fresh process each, so their peak RSS
+(VmHWM) is their own.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from engine.cluster.process_stats import peak_rss_mb
+
+SAMPLE_INTERVAL_S = 1.0
+
+
+def _in_fresh_process(target, *args) -> dict:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_call_into_queue, args=(queue, target, *args))
+    process.start()
+    result = queue.get(timeout=3600)
+    process.join()
+    if "error" in result:
+        raise RuntimeError(result["error"])
+    return result
+
+
+def _call_into_queue(queue, target, *args) -> None:
+    try:
+        queue.put(target(*args) | {"peak_rss_mb": round(peak_rss_mb(), 1)})
+    except Exception as error:  # noqa: BLE001 - reported to the parent
+        queue.put({"error": f"{type(error).__name__}: {error}"})
+
+
+class FloorAdapter:
+    """(a) The floor: PyAV decodes every frame (all cores), no conversion, no model."""
+
+    name = "floor"
+
+    def run(self, video: Path) -> dict:
+        return _in_fresh_process(_decode_everything, str(video))
+
+
+def _decode_everything(video: str) -> dict:
+    import av
+
+    started = time.perf_counter()
+    frames = 0
+    with av.open(video) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for _ in container.decode(stream):
+            frames += 1
+    return {"wall_s": time.perf_counter() - started, "frames_decoded": frames}
+
+
+class NaiveAdapter:
+    """(b) What a user writes first: decode every frame, convert each to RGB, classify each
+    sampled frame at batch 1 with the same default model."""
+
+    name = "naive"
+
+    def __init__(self, cache_dir: Path) -> None:
+        self.cache_dir = cache_dir
+
+    def run(self, video: Path) -> dict:
+        return _in_fresh_process(_naive_pipeline, str(video), str(self.cache_dir))
+
+
+def _naive_pipeline(video: str, cache_dir: str) -> dict:
+    import av
+    import torch
+
+    from models.default import load_default_classifier
+
+    classifier = load_default_classifier(Path(cache_dir))
+    started = time.perf_counter()
+    next_sample_s, frames, classified = 0.0, 0, 0
+    previous = None
+    with av.open(video) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            rgb = frame.to_ndarray(format="rgb24")
+            frames += 1
+            # the frame on screen at a sample time is the last one at or before it
+            while frame.time is not None and frame.time > next_sample_s and previous is not None:
+                _classify_one(classifier, previous, torch)
+                classified += 1
+                next_sample_s += SAMPLE_INTERVAL_S
+            previous = rgb
+        if previous is not None:
+            _classify_one(classifier, previous, torch)
+            classified += 1
+    return {"wall_s": time.perf_counter() - started, "frames_decoded": frames, "frames_classified": classified}
+
+
+def _classify_one(classifier, rgb: np.ndarray, torch) -> None:
+    tensor = torch.from_numpy(rgb).permute(2, 0, 1)[None].float()
+    small = torch.nn.functional.interpolate(tensor, size=(224, 224), mode="bilinear", align_corners=False)
+    frame = small[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    classifier.classify(frame[None])
+
+
+class EngineAdapter:
+    """(c) The engine end to end (probe, plan, Ray segment tasks, shared pool) in one mode."""
+
+    def __init__(self, runner, mode: str) -> None:
+        self.runner = runner
+        self.mode = mode
+        self.name = f"engine-{mode}"
+
+    def run(self, video: Path) -> dict:
+        before = _pool_totals(self.runner)
+        started = time.perf_counter()
+        result = self.runner.moderate(str(video), decode_mode=self.mode)
+        wall_s = time.perf_counter() - started
+        return {
+            "wall_s": wall_s,
+            "frames_classified": result.frame_count,
+            "segments": len(result.outcomes),
+            "mean_batch_size": _mean_batch(before, _pool_totals(self.runner)),
+            "peak_rss_mb": max(o.worker_peak_rss_mb for o in result.outcomes),
+            "inference_actor_peak_rss_mb": max(s["peak_rss_mb"] for s in self.runner.pool.stats()),
+        }
+
+
+def _pool_totals(runner) -> tuple[int, int]:
+    stats = runner.pool.stats()
+    return sum(s["frames"] for s in stats), sum(s["batches"] for s in stats)
+
+
+def _mean_batch(before: tuple[int, int], after: tuple[int, int]) -> float:
+    frames, batches = after[0] - before[0], after[1] - before[1]
+    return round(frames / batches, 2) if batches else 0.0
+
+
+def run_two_jobs(runner, video: Path) -> dict:
+    """Two jobs one after the other, then the same two submitted together (shared pool)."""
+    before = _pool_totals(runner)
+    started = time.perf_counter()
+    runner.moderate(str(video))
+    runner.moderate(str(video))
+    sequential_s = time.perf_counter() - started
+    middle = _pool_totals(runner)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda _: runner.moderate(str(video)), range(2)))
+    concurrent_s = time.perf_counter() - started
+    after = _pool_totals(runner)
+    return {
+        "sequential_s": round(sequential_s, 3),
+        "concurrent_s": round(concurrent_s, 3),
+        "speedup": round(sequential_s / concurrent_s, 3),
+        "mean_batch_size_one_job": _mean_batch(before, middle),
+        "mean_batch_size_two_jobs": _mean_batch(middle, after),
+    }
+
+
+def model_alone(cache_dir: Path, batch_size: int, repeats: int = 4) -> dict:
+    """(d) The model alone at the production batch size, in a fresh process."""
+    return _in_fresh_process(_model_throughput, str(cache_dir), batch_size, repeats)
+
+
+def _model_throughput(cache_dir: str, batch_size: int, repeats: int) -> dict:
+    from models.default import load_default_classifier
+
+    classifier = load_default_classifier(Path(cache_dir))
+    frames = np.random.default_rng(0).integers(0, 256, size=(batch_size, 224, 224, 3), dtype=np.uint8)
+    classifier.classify(frames)  # warm-up
+    started = time.perf_counter()
+    for _ in range(repeats):
+        classifier.classify(frames)
+    wall_s = time.perf_counter() - started
+    return {"wall_s": wall_s, "frames_per_s": round(batch_size * repeats / wall_s, 2), "batch_size": batch_size}
