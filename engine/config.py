@@ -115,6 +115,25 @@ class EngineSettings:
     page_token_lifetime_s: float = 86400.0
     """How long a NextToken stays valid (the real service: 24 h)."""
 
+    api_auth_enabled: bool = True
+    """Verify SigV4 on every request; false only for local development (serve then refuses
+    non-loopback hosts)."""
+    api_credentials_file: Path | None = None
+    """Extra access keys/accounts (shared-credentials INI, `modengine_account` per profile),
+    besides the generated <data_dir>/credentials."""
+    api_clock_skew_s: float = 900.0
+    """Largest allowed difference between X-Amz-Date and the server clock (AWS: 15 min), > 0."""
+    api_max_body_bytes: int = 1024 * 1024
+    """Largest request body, >= 1024; larger ones get 413 before they are read."""
+    api_start_rate_per_s: float = 20.0
+    """StartContentModeration calls/s per account; <= 0 means no limit."""
+    api_start_burst: int = 50
+    """StartContentModeration calls an idle account may make at once, >= 1."""
+    api_get_rate_per_s: float = 500.0
+    """GetContentModeration calls/s per account; <= 0 means no limit."""
+    api_get_burst: int = 1000
+    """GetContentModeration calls an idle account may make at once, >= 1."""
+
     def __post_init__(self) -> None:
         problems = []
         if self.sample_interval_ms < 1:

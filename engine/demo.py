@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import boto3
 
+    from engine.api.keys import read_default_key
     from engine.config import load_settings
     from engine.notify import NotifySettings
     from engine.server import build_server_app, put_object
@@ -154,12 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         app, _ = build_server_app(settings, notify_settings=notify)
         port = _free_port()
         server, thread = _start_server(app, port)
+        api_key = read_default_key(app.state.credentials_file)
         client = boto3.client(
             "rekognition",
             endpoint_url=f"http://127.0.0.1:{port}",
             region_name="us-east-1",
-            aws_access_key_id="demo",
-            aws_secret_access_key="demo",
+            aws_access_key_id=api_key.access_key_id,
+            aws_secret_access_key=api_key.secret_access_key,
         )
         job_id = client.start_content_moderation(
             Video={"S3Object": {"Bucket": DEMO_BUCKET, "Name": key}},

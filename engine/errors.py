@@ -51,7 +51,8 @@ class VideoTooLargeException(ServiceError):
 
 
 class ProvisionedThroughputExceededException(ServiceError):
-    """Request rate above what the service accepts."""
+    """The caller's account went over its configured request rate for an operation
+    (engine/api/ratelimit.py); boto3 treats it as a throttling error and retries it."""
 
 
 class LimitExceededException(ServiceError):
@@ -59,7 +60,8 @@ class LimitExceededException(ServiceError):
 
 
 class ThrottlingException(ServiceError):
-    """Slow down; boto3 retries this error by itself."""
+    """The service as a whole is overloaded; boto3 retries this error by itself. Per-account
+    request-rate limits raise ProvisionedThroughputExceededException instead."""
 
 
 class ResourceNotFoundException(ServiceError):
@@ -79,6 +81,24 @@ class SerializationException(ServiceError):
 
 
 class UnrecognizedClientException(ServiceError):
-    """The request carries no usable credentials (AWS's protocol-level error)."""
+    """The access key id is not one this service knows (AWS: "The security token included in
+    the request is invalid.")."""
 
-    http_status = 400
+    http_status = 403
+
+
+class MissingAuthenticationTokenException(ServiceError):
+    """The request carries no Authorization header at all."""
+
+    http_status = 403
+
+
+class IncompleteSignatureException(ServiceError):
+    """The Authorization header or X-Amz-Date is present but malformed or incomplete."""
+
+
+class InvalidSignatureException(ServiceError):
+    """The signature does not match, or X-Amz-Date is outside the allowed clock skew
+    ("Signature expired" / "Signature not yet current")."""
+
+    http_status = 403

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 
 from engine.api import build_app
+from engine.api.security import open_api_security
+from engine.api.settings import ApiSettings
 from engine.config import EngineSettings
 from engine.jobs import JobSystem, default_runner_factory, open_job_system
 from engine.jobs.executor import RunnerFactory
@@ -22,13 +25,22 @@ from engine.storage import open_object_store
 
 log = logging.getLogger(__name__)
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
 
 def build_server_app(
     settings: EngineSettings,
     runner_factory: RunnerFactory | None = None,
     notify_settings: NotifySettings | None = None,
+    api_settings: ApiSettings | None = None,
 ) -> tuple[Starlette, JobSystem]:
-    """The app and its job system; the job system starts (and resumes jobs) with the app."""
+    """The app and its job system; the job system starts (and resumes jobs) with the app.
+
+    Authentication and rate limits come from `api_settings` (default: read from `settings`);
+    `app.state.credentials_file` is the generated shared-credentials file for clients.
+    """
+    api_settings = api_settings or ApiSettings.from_engine_settings(settings)
+    security = open_api_security(api_settings, settings.data_dir)
     jobs = open_job_system(
         settings,
         runner_factory or default_runner_factory(settings),
@@ -44,8 +56,15 @@ def build_server_app(
             jobs.stop()
 
     app = build_app(
-        jobs.service, default_min_confidence=settings.default_min_confidence, lifespan=lifespan
+        jobs.service,
+        authenticator=security.authenticator,
+        default_min_confidence=settings.default_min_confidence,
+        lifespan=lifespan,
+        rate_limiter=security.rate_limiter,
+        max_body_bytes=security.max_body_bytes,
     )
+    app.state.credentials_file = security.credentials_file
+    app.state.auth_enabled = api_settings.auth_enabled
     return app, jobs
 
 
@@ -63,11 +82,24 @@ def serve(
     app, _ = build_server_app(settings, runner_factory, notify_settings)
     host = host or settings.host
     port = settings.port if port is None else port
+    if not app.state.auth_enabled and host not in LOOPBACK_HOSTS:
+        raise SystemExit(
+            f"modengine: refusing to serve on {host} with authentication disabled "
+            "(api_auth_enabled=false is for local development on 127.0.0.1 only)"
+        )
     log.info(
         "serving the Rekognition-compatible API on http://%s:%d (data in %s)",
         host,
         port,
         settings.data_dir,
+    )
+    # Printed, not logged: the CLI's default log level would hide it, and users need it.
+    print(
+        "modengine: API credentials (profile [default]) are in "
+        f"{app.state.credentials_file}; for boto3: "
+        f"export AWS_SHARED_CREDENTIALS_FILE={app.state.credentials_file}",
+        file=sys.stderr,
+        flush=True,
     )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 

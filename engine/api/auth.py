@@ -1,9 +1,10 @@
-"""Who is calling: the seam where SigV4 verification will plug in.
+"""Who is calling: the authenticator seam and the caller it yields.
 
-For now every request is accepted; the access key id is parsed from the Authorization header
-(`AWS4-HMAC-SHA256 Credential=<AKID>/<date>/<region>/<service>/aws4_request, ...`) so jobs can be
-bound to the account that started them. A later verifier implements `Authenticator` and raises
-the contract's errors (AccessDeniedException / UnrecognizedClientException) itself.
+`Authenticator` implementations: engine/api/sigv4.py (SigV4 against configured access keys, the
+default of a server) and `AcceptAnyAuthenticator` below (no verification: local development and
+wire tests), which takes the access key id from the Authorization header
+(`AWS4-HMAC-SHA256 Credential=<AKID>/<date>/<region>/<service>/aws4_request, ...`) and uses it
+as the account.
 """
 
 from __future__ import annotations
@@ -19,20 +20,25 @@ _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated principal; `account` scopes jobs and idempotency tokens."""
+    """The authenticated principal; `account` scopes jobs, idempotency tokens and rate limits."""
 
     access_key_id: str | None
+    account_id: str | None = None
+    """The account the key belongs to; None = the key itself is the account."""
 
     @property
     def account(self) -> str:
-        return self.access_key_id or ANONYMOUS_ACCOUNT
+        return self.account_id or self.access_key_id or ANONYMOUS_ACCOUNT
 
 
 class Authenticator(Protocol):
     def authenticate(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
     ) -> Caller:
-        """Return the caller or raise a contract error; must not read anything but its inputs."""
+        """Return the caller or raise a contract error; must not read anything but its inputs.
+
+        `path` is the request target as received: the path, plus `?query` when there is one.
+        """
         ...
 
 
@@ -45,7 +51,7 @@ def parse_access_key_id(authorization: str | None) -> str | None:
 
 
 class AcceptAnyAuthenticator:
-    """Accepts every request (no signature check yet) and reports its access key id."""
+    """Accepts every request without checking its signature and reports its access key id."""
 
     def authenticate(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes

@@ -44,7 +44,8 @@ def operation_for_target(target: str | None, offered: set[str]) -> OperationMode
 
 
 def validate_request(operation: OperationModel, body: Any) -> dict:
-    """Check a parsed JSON body against the operation's input shape; return it unchanged."""
+    """Check a parsed JSON body against the operation's input shape; return it with its null
+    members removed (in place)."""
     if not isinstance(body, dict):
         raise InvalidParameterException("The request body must be a JSON object")
     _check_value(operation.input_shape, body, path="")
@@ -57,7 +58,10 @@ def _compiled(pattern: str) -> re.Pattern:
 
 
 def _quote(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # absurdly nested JSON, or an int too long to print
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= _QUOTED_VALUE_LIMIT else text[:_QUOTED_VALUE_LIMIT] + "..."
 
 
@@ -74,14 +78,15 @@ def _check_structure(shape: Shape, value: Any, path: str) -> None:
     for required in shape.required_members:
         if value.get(required) is None:
             raise InvalidParameterException(f"{_join(path, required)} is required")
+    for name in [name for name, member_value in value.items() if member_value is None]:
+        del value[name]  # AWS treats a JSON null member as absent; handlers never see None
     for name, member_value in value.items():
         member_shape = shape.members.get(name)
         if member_shape is None:
             raise InvalidParameterException(
                 f"{_join(path, name)} is not a member of {shape.name}; allowed: {sorted(shape.members)}"
             )
-        if member_value is not None:
-            _check_value(member_shape, member_value, _join(path, name))
+        _check_value(member_shape, member_value, _join(path, name))
 
 
 def _join(path: str, name: str) -> str:
@@ -111,9 +116,16 @@ def _check_integer(shape: Shape, value: Any, path: str) -> None:
 
 
 def _check_float(shape: Shape, value: Any, path: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
         raise InvalidParameterException(f"{path} must be a number, got {_quote(value)}")
     _check_bounds(shape, value, path, value, "value")
+
+
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond float range
+        return False
 
 
 def _check_boolean(shape: Shape, value: Any, path: str) -> None:

@@ -38,16 +38,52 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def rekognition_client(endpoint_url: str):
+# Servers started by these helpers, by base URL -> their generated credentials file.
+_CREDENTIALS_BY_URL: dict[str, Path] = {}
+LEGACY_TEST_KEY = ("x", "y")
+"""A second key of the default account, added to every test server's credentials file so that
+clients built with explicit x/y keys (older tests) still authenticate."""
+
+
+def register_server_credentials(url: str, credentials_file: Path) -> None:
+    """Remember a server's credentials (and give it the legacy test key)."""
+    from engine.api.keys import ACCOUNT_ENTRY, read_default_key
+
+    _CREDENTIALS_BY_URL[url.rstrip("/")] = Path(credentials_file)
+    text = Path(credentials_file).read_text(encoding="utf-8")
+    if "[fixture-legacy]" not in text:
+        account = read_default_key(credentials_file).account
+        key_id, secret = LEGACY_TEST_KEY
+        with open(credentials_file, "a", encoding="utf-8") as handle:
+            handle.write(
+                f"\n[fixture-legacy]\naws_access_key_id = {key_id}\n"
+                f"aws_secret_access_key = {secret}\n{ACCOUNT_ENTRY} = {account}\n"
+            )
+
+
+def server_keys(endpoint_url: str) -> tuple[str, str]:
+    """The [default] key of the server at this URL (the legacy key if it is not ours)."""
+    from engine.api.keys import read_default_key
+
+    credentials_file = _CREDENTIALS_BY_URL.get(endpoint_url.rstrip("/"))
+    if credentials_file is None:
+        return LEGACY_TEST_KEY
+    key = read_default_key(credentials_file)
+    return key.access_key_id, key.secret_access_key
+
+
+def rekognition_client(endpoint_url: str, config=None, keys: tuple[str, str] | None = None):
+    """A boto3 client signing with the server's generated [default] key; no retries."""
     from botocore.config import Config
 
+    key_id, secret = keys or server_keys(endpoint_url)
     return boto3.client(
         "rekognition",
         endpoint_url=endpoint_url,
         region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="y",
-        config=Config(retries={"max_attempts": 1}),
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=config or Config(retries={"max_attempts": 1}),
     )
 
 
@@ -89,11 +125,34 @@ def in_process_server(app):
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("in-process API server did not start")
         time.sleep(0.02)
+    url = f"http://127.0.0.1:{port}"
+    credentials_file = getattr(app.state, "credentials_file", None)
+    if credentials_file is not None:
+        register_server_credentials(url, credentials_file)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+@contextmanager
+def scripted_server(data_dir: Path, api_settings=None, **settings_overrides):
+    """An in-process API server over the local store in `data_dir`, run by the scripted runner
+    double (no Ray); yields (url, job_system, settings)."""
+    from engine.config import EngineSettings
+    from engine.notify import NotifySettings
+    from engine.server import build_server_app
+    from tests.doubles.scripted_runner import ScriptedRunnerDouble
+
+    settings = EngineSettings(data_dir=Path(data_dir), **settings_overrides)
+    runner = ScriptedRunnerDouble(sample_interval_ms=settings.sample_interval_ms)
+    notify = NotifySettings(sns_endpoint="http://127.0.0.1:9", max_attempts=1, timeout_s=1)
+    app, jobs = build_server_app(
+        settings, runner_factory=lambda: runner, notify_settings=notify, api_settings=api_settings
+    )
+    with in_process_server(app) as url:
+        yield url, jobs, settings
 
 
 class WebhookReceiver:
@@ -185,6 +244,7 @@ class ServerProcess:
                 )
             try:
                 httpx.get(self.url + "/ready", timeout=1)
+                register_server_credentials(self.url, self.data_dir / "credentials")
                 return self
             except httpx.HTTPError:
                 time.sleep(0.1)

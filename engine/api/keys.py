@@ -1,0 +1,175 @@
+"""Access keys: the generated default credentials and the key ring the SigV4 verifier reads.
+
+Keys live in AWS shared-credentials INI files, so the same file that configures the server
+configures boto3 (`AWS_SHARED_CREDENTIALS_FILE=<data-dir>/credentials`):
+
+    [default]
+    aws_access_key_id = AKIA...
+    aws_secret_access_key = ...
+    modengine_account = 123456789012
+
+Every profile is one key; `modengine_account` names the account the key belongs to (keys of one
+account see the same jobs); without it the profile name is the account. boto3 ignores the extra
+entry. The files are re-read when they change, so keys can be added without a restart.
+Secrets never leave this module except to compute a signature; their repr is hidden.
+"""
+
+from __future__ import annotations
+
+import configparser
+import logging
+import os
+import secrets
+import string
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ACCOUNT_ENTRY = "modengine_account"
+_KEY_ID_ALPHABET = string.ascii_uppercase + "234567"
+_SECRET_ALPHABET = string.ascii_letters + string.digits
+RECHECK_INTERVAL_S = 1.0
+
+
+class CredentialsFileError(ValueError):
+    """A credentials file is unreadable or inconsistent (the message never holds a secret)."""
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    account: str
+
+
+def create_default_credentials(path: Path) -> bool:
+    """Write a fresh [default] key to `path` (mode 0600) unless the file exists; True if written.
+
+    Written to a temporary file and linked into place, so two processes starting at once keep
+    one file and neither sees it half written.
+    """
+    path = Path(path)
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key_id = "AKIA" + "".join(secrets.choice(_KEY_ID_ALPHABET) for _ in range(16))
+    secret = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(40))
+    account = "".join(secrets.choice(string.digits) for _ in range(12))
+    text = (
+        "[default]\n"
+        f"aws_access_key_id = {key_id}\n"
+        f"aws_secret_access_key = {secret}\n"
+        f"{ACCOUNT_ENTRY} = {account}\n"
+    )
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return False
+    finally:
+        temporary.unlink()
+    return True
+
+
+def read_credentials_file(path: Path) -> list[AccessKey]:
+    """Every profile of one shared-credentials file that has both key entries."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except (OSError, configparser.Error, UnicodeDecodeError) as error:
+        # `from None`: parser errors quote the offending line, which may hold a secret.
+        raise CredentialsFileError(
+            f"cannot read credentials file {path}: {type(error).__name__}"
+        ) from None
+    keys = []
+    for profile in parser.sections():
+        section = parser[profile]
+        key_id = section.get("aws_access_key_id", "").strip()
+        secret = section.get("aws_secret_access_key", "").strip()
+        if key_id and secret:
+            account = section.get(ACCOUNT_ENTRY, "").strip() or profile
+            keys.append(AccessKey(key_id, secret, account))
+    return keys
+
+
+def read_default_key(path: Path) -> AccessKey:
+    """The [default] key of a credentials file (what a client of the embedded server uses)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(path, encoding="utf-8")
+    section = parser["default"]
+    return AccessKey(
+        section["aws_access_key_id"].strip(),
+        section["aws_secret_access_key"].strip(),
+        section.get(ACCOUNT_ENTRY, "default").strip(),
+    )
+
+
+class KeyRing:
+    """The access keys of a few credentials files, re-read when a file changes."""
+
+    def __init__(self, paths: Iterable[Path], clock=time.monotonic) -> None:
+        self._paths = [Path(p) for p in paths]
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stamps: tuple = ()
+        self._keys: dict[str, AccessKey] = {}
+        self._checked_at = float("-inf")
+        self._reload_if_changed(strict=True)
+
+    def find(self, access_key_id: str) -> AccessKey | None:
+        """The key with this id, or None. A miss re-checks the files (a key may just be added)."""
+        key = self._keys.get(access_key_id)
+        now = self._clock()
+        if key is None or now - self._checked_at >= RECHECK_INTERVAL_S:
+            self._reload_if_changed(strict=False)
+            key = self._keys.get(access_key_id)
+        return key
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def _stamp(self) -> tuple:
+        stamps = []
+        for path in self._paths:
+            try:
+                info = path.stat()
+                stamps.append((str(path), info.st_mtime_ns, info.st_size))
+            except FileNotFoundError:
+                stamps.append((str(path), None, None))
+        return tuple(stamps)
+
+    def _reload_if_changed(self, strict: bool) -> None:
+        with self._lock:
+            self._checked_at = self._clock()
+            stamps = self._stamp()
+            if stamps == self._stamps:
+                return
+            try:
+                self._keys = self._load()
+            except CredentialsFileError as error:
+                if strict:
+                    raise
+                log.error("keeping the previous access keys: %s", error)
+            self._stamps = stamps
+
+    def _load(self) -> dict[str, AccessKey]:
+        keys: dict[str, AccessKey] = {}
+        for path in self._paths:
+            if not path.exists():
+                continue
+            for key in read_credentials_file(path):
+                known = keys.get(key.access_key_id)
+                if known is not None and known != key:
+                    raise CredentialsFileError(
+                        f"access key {key.access_key_id} is defined twice with different values"
+                    )
+                keys[key.access_key_id] = key
+        return keys
