@@ -27,7 +27,7 @@ test-integration: install
 	$(PY) -m pytest tests/integration -q $(PYTEST_ARGS)
 
 demo: install
-	$(PY) -m engine.demo $(if $(VIDEO),--video $(VIDEO),)
+	$(PY) -m engine.demo $(VIDEO)
 
 bench: install
 	$(PY) -m benchmarks.run $(if $(BENCH_QUICK),--quick,)

@@ -23,6 +23,7 @@ from pathlib import Path
 DEMO_TOPIC_ARN = "arn:aws:sns:us-east-1:000000000000:AmazonRekognitionDemo"
 DEMO_ROLE_ARN = "arn:aws:iam::000000000000:role/AmazonRekognitionDemoRole"
 DEMO_BUCKET = "demo"
+SAMPLE_MIN_CONFIDENCE = 5.0
 
 
 class CompletionReceiver:
@@ -53,27 +54,47 @@ class CompletionReceiver:
         self._server.server_close()
 
 
-def generate_sample_video(path: Path, seconds: int = 6, fps: int = 24) -> Path:
-    """A small H.264 MP4: a moving gradient with a coloured block that changes every 2 s."""
+def generate_sample_video(path: Path, seconds_per_scene: int = 2, fps: int = 24) -> Path:
+    """A small H.264 MP4 of four synthetic scenes (a skin-toned texture, a dark red texture,
+    a cool gradient, noise) that change every 2 s. Nothing in it is truly objectionable, so the
+    default model answers with low confidences; the demo shows them at a low MinConfidence."""
     import av
     import numpy as np
 
     height, width = 240, 320
-    colours = [(220, 30, 30), (30, 200, 60), (40, 60, 220)]
+    rng = np.random.default_rng(7)
+    blobs = _smooth_noise(rng, height, width)
+    scenes = [
+        np.stack([220 - 40 * blobs, 170 - 50 * blobs, 140 - 50 * blobs], -1),
+        np.stack([120 + 120 * blobs, 10 + 30 * blobs**2, 10 + 20 * blobs], -1),
+        np.stack([np.broadcast_to(np.linspace(20, 90, width), (height, width))] * 2
+                 + [np.full((height, width), 200.0)], -1),
+        rng.integers(0, 256, (height, width, 3)).astype(np.float64),
+    ]
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        ramp = np.linspace(0, 255, width, dtype=np.float32)
-        for index in range(seconds * fps):
-            frame = np.empty((height, width, 3), dtype=np.uint8)
-            frame[...] = ((ramp + index * 4) % 256).astype(np.uint8)[None, :, None]
-            block = colours[(index // (2 * fps)) % len(colours)]
-            frame[60:180, 100:220] = block
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        for index in range(len(scenes) * seconds_per_scene * fps):
+            scene = scenes[index // (seconds_per_scene * fps)]
+            shifted = np.roll(scene, index * 2, axis=1).clip(0, 255).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(shifted, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def _smooth_noise(rng, height: int, width: int):
+    """Blobby values in [0, 1]: random noise upsampled from a coarse grid."""
+    import numpy as np
+
+    coarse = rng.random((height // 16 + 2, width // 16 + 2))
+    rows = np.linspace(0, coarse.shape[0] - 1.001, height)
+    columns = np.linspace(0, coarse.shape[1] - 1.001, width)
+    r0, c0 = rows.astype(int)[:, None], columns.astype(int)[None, :]
+    fr, fc = (rows % 1)[:, None], (columns % 1)[None, :]
+    return (coarse[r0, c0] * (1 - fr) * (1 - fc) + coarse[r0 + 1, c0] * fr * (1 - fc)
+            + coarse[r0, c0 + 1] * (1 - fr) * fc + coarse[r0 + 1, c0 + 1] * fr * fc)
 
 
 def _free_port() -> int:
@@ -116,6 +137,18 @@ def _all_pages(client, job_id: str) -> dict:
             return merged
 
 
+def _summary(result: dict) -> str:
+    """One line per label: how often it was seen and its highest confidence."""
+    seen: dict[tuple[str, int], list[float]] = {}
+    for item in result["ModerationLabels"]:
+        label = item["ModerationLabel"]
+        seen.setdefault((label["Name"], label["TaxonomyLevel"]), []).append(label["Confidence"])
+    lines = [f"job {result['JobStatus']}: {len(result['ModerationLabels'])} detections"]
+    for (name, level), values in sorted(seen.items(), key=lambda item: -max(item[1])):
+        lines.append(f"  level {level} {name}: {len(values)} timestamps, max confidence {max(values):.1f}")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modengine-demo", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -124,7 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir", type=Path, help="engine data directory (else a temporary one)"
     )
-    parser.add_argument("--min-confidence", type=float, default=50.0)
+    parser.add_argument(
+        "--min-confidence", type=float, default=None,
+        help="MinConfidence of the job (default 50; 5 for the generated sample clip)",
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the job")
     return parser
 
@@ -145,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     server = thread = None
     try:
         video = options.video or generate_sample_video(data_dir / "sample.mp4")
+        min_confidence = options.min_confidence
+        if min_confidence is None:
+            min_confidence = 50.0 if options.video else SAMPLE_MIN_CONFIDENCE
+            if not options.video:
+                print(f"no VIDEO given: moderating a generated sample clip at MinConfidence "
+                      f"{min_confidence:g} (the default is 50) so the model's weak evidence shows",
+                      file=sys.stderr)
         key = video.name
         put_object(settings, video, DEMO_BUCKET, key)
         print(f"stored {video} as s3://{DEMO_BUCKET}/{key} in {settings.data_dir}", file=sys.stderr)
@@ -165,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         job_id = client.start_content_moderation(
             Video={"S3Object": {"Bucket": DEMO_BUCKET, "Name": key}},
-            MinConfidence=options.min_confidence,
+            MinConfidence=min_confidence,
             NotificationChannel={"SNSTopicArn": DEMO_TOPIC_ARN, "RoleArn": DEMO_ROLE_ARN},
             JobTag="demo",
         )["JobId"]
@@ -179,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                 {"CompletionMessage": receiver.message, "GetContentModeration": result}, indent=2
             )
         )
+        print(_summary(result), file=sys.stderr)
         return 0 if result["JobStatus"] == "SUCCEEDED" else 1
     finally:
         if server is not None:
