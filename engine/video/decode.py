@@ -3,9 +3,10 @@
 The frame on screen at t is the decoded frame with the greatest presentation time <= t (the
 first frame when none is). To find it exactly, decoding starts at the segment's keyframe and
 runs forward until a frame later than the last sample time appears; taking "the first frame
-after a seek" would be off by up to a GOP. Chosen frames are scaled by swscale straight to the
-model's input size and rotated upright, so memory holds only small uint8 frames and one raw
-frame, whatever the segment or video length.
+after a seek" would be off by up to a GOP. Keyframes mode needs no search: its picks are the
+latest keyframes of the probe's index, each decoded alone (`keyframes.py`). Chosen frames are
+scaled by swscale straight to the model's input size and rotated upright, so memory holds only
+small uint8 frames and one raw frame, whatever the segment or video length.
 
 Decoding runs in software or on NVDEC (`hwdecode.py`) and within the limits of `limits.py`
 (frame size, packet size, wall time), so a hostile file fails its segment instead of the worker.
@@ -14,7 +15,9 @@ Knows nothing about Ray or models: source in, FrameBatch out.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -23,6 +26,12 @@ import numpy as np
 from av.codec.hwaccel import HWAccel
 
 from engine.video.hwdecode import check_hwaccel_mode, choose_hwaccel, software_frame
+from engine.video.keyframes import (
+    KeyframeUnavailable,
+    decode_keyframes,
+    keyframe_for_each_target,
+    split_into_runs,
+)
 from engine.video.limits import (
     DEFAULT_MAX_FRAME_PIXELS,
     Deadline,
@@ -44,7 +53,8 @@ from engine.video.timeline import (
 from engine.video.types import FrameBatch, Segment, VideoError, VideoProbe
 
 DECODE_MODES = ("accurate", "keyframes")
-"""accurate: every frame is decoded, exact picks. keyframes: only keyframes, picks snap to them."""
+"""accurate: exact picks (every frame they depend on is decoded). keyframes: picks snap to the
+latest keyframe, and only those keyframes are decoded (`keyframes.py`)."""
 
 _SEEK_STEP_BACK_MS = (1000, 5000)
 """If a seek lands after the segment start, retry this much earlier before decoding from 0."""
@@ -54,6 +64,11 @@ _MAX_BAD_PACKETS = 16
 
 _START_SCAN_PACKETS = 64
 """Packets read to find the first presentation time when the container does not say it."""
+
+_MIN_KEYFRAMES_PER_WORKER = 3
+"""Keyframes mode runs a second decoder (its own open, seek and thread) only for this many."""
+
+_MAX_KEYFRAME_WORKERS = 8
 
 
 class _SeekOvershot(Exception):
@@ -85,7 +100,7 @@ def decode_segment(
     `selective` (accurate mode, H.264/HEVC closed GOPs) skips packets no picked frame depends
     on; the picks are identical, it only saves decode time. `threads` caps FFmpeg's decode
     threads (0 = one per core; give a Ray task its CPU reservation so workers do not
-    oversubscribe). `hwaccel`: "auto" decodes on NVDEC when a CUDA device opens, else in
+    oversubscribe); keyframes mode runs that many single-threaded decoders instead. `hwaccel`: "auto" decodes on NVDEC when a CUDA device opens, else in
     software; "cuda" demands NVDEC (VideoError without it); "none" is software only.
     `time_limit_s` bounds the wall time (None: 60 s + 10 s per second of segment) and
     `max_frame_pixels` the frame size; past either, VideoError.
@@ -153,9 +168,73 @@ class _SegmentDecoder:
         self._segment = segment
         self._targets_ms = targets_ms
         self._settings = settings
+        self._output_size = output_size
         self._scaler = _UprightScaler(output_size, probe.rotation_degrees)
 
     def pick(self, selective: bool) -> list[tuple[int, np.ndarray]]:
+        """Keyframes mode: jump to each needed keyframe. Otherwise, or if that fails: sequential."""
+        if self._settings.mode == "keyframes":
+            try:
+                return self._pick_keyframes()
+            except KeyframeUnavailable:
+                pass  # the sequential decode below gives the same picks, only slower
+        return self._pick_sequentially(selective)
+
+    def _pick_keyframes(self) -> list[tuple[int, np.ndarray]]:
+        """Each target takes the latest keyframe of the probe's index; each is converted once.
+
+        A keyframe is one frame, so FFmpeg's threads cannot share its decode; with `threads` > 1
+        independent decoders (each its own container, on a thread: PyAV releases the GIL while
+        FFmpeg decodes) take contiguous runs of the keyframes instead.
+        """
+        keyframe_per_target = keyframe_for_each_target(self._probe.keyframes_ms, self._targets_ms)
+        runs = split_into_runs(
+            sorted(set(keyframe_per_target)), self._keyframe_workers(), _MIN_KEYFRAMES_PER_WORKER
+        )
+        arrays: dict[int, np.ndarray] = {}
+        if len(runs) == 1:
+            arrays.update(self._decode_keyframe_run(runs[0], self._scaler))
+        else:
+            with ThreadPoolExecutor(len(runs), thread_name_prefix="keyframes") as pool:
+                scalers = [
+                    _UprightScaler(self._output_size, self._probe.rotation_degrees) for _ in runs
+                ]
+                for part in pool.map(self._decode_keyframe_run, runs, scalers):
+                    arrays.update(part)
+        return [(keyframe_ms, arrays[keyframe_ms]) for keyframe_ms in keyframe_per_target]
+
+    def _keyframe_workers(self) -> int:
+        if self._settings.hardware is not None:
+            return 1  # one NVDEC session per segment
+        threads = self._settings.threads or len(os.sched_getaffinity(0))
+        return max(1, min(threads, _MAX_KEYFRAME_WORKERS))
+
+    def _decode_keyframe_run(
+        self, wanted_ms: list[int], scaler: _UprightScaler
+    ) -> dict[int, np.ndarray]:
+        """Decode (one thread) and convert the keyframes `wanted_ms` from a container of its own."""
+        arrays = {}
+        with self._open(threads=1) as (container, stream):
+            clock = StreamClock(stream.time_base, _start_pts(container, stream))
+
+            def guard(packets):
+                return _guarded_packets(packets, stream, self._source, self._settings)
+
+            try:
+                for keyframe_ms, frame in decode_keyframes(
+                    container, stream, clock, wanted_ms, self._probe.keyframes_ms, guard
+                ):
+                    arrays[keyframe_ms] = scaler.convert(frame)
+            except KeyframeUnavailable:
+                # FFmpeg drops a keyframe over max_pixels without an error: say so, as accurate
+                # mode does, rather than fall back and serve an earlier keyframe in its place.
+                _refuse_grown_frames(
+                    stream.codec_context, self._settings.max_frame_pixels, self._source
+                )
+                raise
+        return arrays
+
+    def _pick_sequentially(self, selective: bool) -> list[tuple[int, np.ndarray]]:
         """Seek near the segment start; if the seek lands too late, step back, then restart from 0."""
         start_ms = self._segment.start_ms
         seek_points_ms = [
@@ -180,7 +259,8 @@ class _SegmentDecoder:
             return self._pick_frames(container, stream, clock, selective, from_start=True)
 
     @contextmanager
-    def _open(self):
+    def _open(self, threads: int | None = None):
+        """The container and its video stream, decoder configured (`threads` overrides the settings)."""
         index = self._probe.stream_index
         name = display_name(self._source)
         with open_video_container(
@@ -206,7 +286,7 @@ class _SegmentDecoder:
             # FFmpeg refuses to allocate bigger frames, even when the size changes mid-stream.
             codec_context.options = {"max_pixels": str(self._settings.max_frame_pixels)}
             stream.thread_type = "AUTO"
-            codec_context.thread_count = self._settings.threads
+            codec_context.thread_count = self._settings.threads if threads is None else threads
             if self._settings.mode == "keyframes":
                 codec_context.skip_frame = "NONKEY"
             yield container, stream

@@ -30,7 +30,7 @@ def corpus(tmp_path_factory):
     return {case.name: case for case in build_corpus(tmp_path_factory.mktemp("hostile"))}
 
 
-def probe_and_decode_everything(source: str) -> tuple[int, list[str]]:
+def probe_and_decode_everything(source: str, mode: str = "accurate") -> tuple[int, list[str]]:
     """(frames decoded, VideoError messages): probe, then every 1 s segment at 4 samples/s."""
     try:
         probe = probe_video(source)
@@ -39,7 +39,7 @@ def probe_and_decode_everything(source: str) -> tuple[int, list[str]]:
     frames, messages = 0, []
     for segment in plan_segments(probe, 1000):
         try:
-            frames += len(decode_segment(source, probe, segment, 250, OUTPUT_SIZE))
+            frames += len(decode_segment(source, probe, segment, 250, OUTPUT_SIZE, mode=mode))
         except VideoError as error:
             messages.append(str(error))
     return frames, messages
@@ -56,11 +56,12 @@ def assert_readable(message: str, *secrets: str) -> None:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["accurate", "keyframes"])
 @pytest.mark.parametrize("name", CORPUS_NAMES)
-def test_hostile_file_plays_or_fails_readably_and_fast(corpus, name):
+def test_hostile_file_plays_or_fails_readably_and_fast(corpus, name, mode):
     case = corpus[name]
     started = time.monotonic()
-    frames, messages = probe_and_decode_everything(str(case.path))
+    frames, messages = probe_and_decode_everything(str(case.path), mode)
     assert time.monotonic() - started < TIME_LIMIT_S
     for message in messages:
         assert_readable(message, str(case.path.parent))
@@ -152,7 +153,8 @@ def test_decode_refuses_frames_over_the_pixel_limit(small_video):
         decode_segment(path, probe, segment, 100, OUTPUT_SIZE, max_frame_pixels=96 * 64 - 1)
 
 
-def test_frame_size_growing_mid_stream_is_refused(tmp_path):
+@pytest.mark.parametrize("mode", ["accurate", "keyframes"])
+def test_frame_size_growing_mid_stream_is_refused(tmp_path, mode):
     """Two MPEG-TS files back to back: 64x48, then 320x240 (the probe sees only the first)."""
     small, large, joined = tmp_path / "a.ts", tmp_path / "b.ts", tmp_path / "joined.ts"
     make_pattern_video(small, duration_s=1.0, fps=30, size=(64, 48), gop_s=1.0)
@@ -161,14 +163,17 @@ def test_frame_size_growing_mid_stream_is_refused(tmp_path):
     probe = probe_video(str(joined), max_frame_pixels=64 * 48)
     assert (probe.metadata.frame_width, probe.metadata.frame_height) == (64, 48)
     segment = plan_segments(probe, 10**9)[0]
-    assert len(decode_segment(str(joined), probe, segment, 250, OUTPUT_SIZE)) == 8
+    assert len(decode_segment(str(joined), probe, segment, 250, OUTPUT_SIZE, mode=mode)) == 8
     with pytest.raises(VideoError, match="320x240 pixels; at most 3072 pixels"):
-        decode_segment(str(joined), probe, segment, 250, OUTPUT_SIZE, max_frame_pixels=64 * 48)
+        decode_segment(
+            str(joined), probe, segment, 250, OUTPUT_SIZE, mode=mode, max_frame_pixels=64 * 48
+        )
 
 
-def test_decode_refuses_a_packet_no_frame_needs(corpus):
+@pytest.mark.parametrize("mode", ["accurate", "keyframes"])
+def test_decode_refuses_a_packet_no_frame_needs(corpus, mode):
     """The probe of the intact file, the decode of the file whose sample table claims 100 MB."""
     probe = probe_video(str(corpus["moov_at_front"].path))
     segment = plan_segments(probe, 10**9)[0]
     with pytest.raises(VideoError, match=r"packet of 100000000 bytes"):
-        decode_segment(str(corpus["huge_packet"].path), probe, segment, 250, OUTPUT_SIZE)
+        decode_segment(str(corpus["huge_packet"].path), probe, segment, 250, OUTPUT_SIZE, mode=mode)
