@@ -3,7 +3,9 @@ from every running segment task of every job.
 
 An actor builds its model once (inside its own process, from the settings), then serves
 `classify` calls concurrently through a BatchingQueue, so frames from many callers share one
-forward pass. Actors restart on crash (Ray `max_restarts`), and callers retry.
+forward pass. Actors restart on crash (Ray `max_restarts=-1`, in-flight calls re-sent up to
+`max_task_retries` times), and segment tasks retry a failed call on another actor of the pool
+(engine/cluster/retry.py), so killing an actor's process never fails a job.
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ class InferencePool:
     def pick(self):
         """The actor a new segment task should send its frames to."""
         return self.actors[next(self._round_robin)]
+
+    def spares_for(self, actor) -> list:
+        """The other actors of the pool: where a task sends its frames if `actor` dies."""
+        return [other for other in self.actors if other is not actor]
 
     def stats(self) -> list[dict]:
         return ray.get([actor.stats.remote() for actor in self.actors])

@@ -3,30 +3,49 @@ segment, frames to the shared inference pool, results back to the caller as segm
 
 The runner owns its Ray connection (a local Ray it starts, or an existing cluster at
 `settings.ray_address`) and the inference pool; it knows nothing about HTTP or job storage.
+Failed segments are retried by the rules of engine/cluster/retry.py; `shutdown` first stops
+every running `run_segments` (they raise RunnerStoppedError) and then the Ray it started.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import ray
 
+from engine.cluster.failures import (
+    ClusterFailure,
+    RunnerStoppedError,
+    describe_exception,
+    describe_segment,
+)
 from engine.cluster.inference import InferencePool
+from engine.cluster.ray_owner import RayOwnerThread
+from engine.cluster.retry import (
+    DETERMINISTIC_ERRORS,
+    SEGMENT_SYSTEM_RETRIES,
+    SegmentRetryPolicy,
+    root_cause,
+)
 from engine.cluster.segment_task import SegmentOutcome, moderate_segment, probe_remote
 from engine.config import EngineSettings
 from engine.results import FrameScores, aggregate_segments, build_detections, sort_detections
 from engine.results.types import Detection
 from engine.video import plan_segments
-from engine.video.types import Segment, VideoError, VideoMetadata, VideoProbe
+from engine.video.timeline import display_name
+from engine.video.types import Segment, VideoMetadata, VideoProbe
 from models.base import ModelInfo, NoModelInstalledError
 from models.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 
 SegmentCallback = Callable[[Segment, list[FrameScores]], None]
+_STOP_POLL_S = 0.5
+"""How often a segment loop checks whether the runner is shutting down."""
 
 
 @dataclass
@@ -46,9 +65,14 @@ class VideoModerationRunner:
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
         self._owns_ray = False
+        self._ray_owner: RayOwnerThread | None = None
         self._pool: InferencePool | None = None
         # Jobs run in several threads; Ray and the pool must be started exactly once.
         self._start_lock = threading.RLock()
+        self._retry_policy = SegmentRetryPolicy()
+        self._stopping = threading.Event()
+        self._active_runs = 0
+        self._runs_changed = threading.Condition()
 
     # -- connection and pool ------------------------------------------------------------------
 
@@ -57,6 +81,8 @@ class VideoModerationRunner:
             self._init_ray_once()
 
     def _init_ray_once(self) -> None:
+        if self._stopping.is_set():
+            raise RunnerStoppedError("the engine is shutting down")
         if ray.is_initialized():
             return
         kwargs: dict = {
@@ -67,13 +93,15 @@ class VideoModerationRunner:
         if self.settings.ray_address:
             kwargs["address"] = self.settings.ray_address
         else:
-            # Start our own Ray (never join whatever cluster happens to run on this machine),
-            # listening on loopback only, never on the machine's public interface.
+            # Start our own Ray (never join whatever cluster happens to run on this machine,
+            # such as one a killed earlier server left behind), listening on loopback only.
             kwargs["address"] = "local"
             kwargs["_node_ip_address"] = "127.0.0.1"
             if self.settings.ray_num_cpus is not None:
                 kwargs["num_cpus"] = self.settings.ray_num_cpus
-        ray.init(**kwargs)
+        # ray.init from a thread that lives until shutdown (see engine/cluster/ray_owner.py).
+        self._ray_owner = RayOwnerThread()
+        self._ray_owner.start(**kwargs)
         self._owns_ray = True
 
     @property
@@ -95,7 +123,12 @@ class VideoModerationRunner:
     def model_info(self) -> ModelInfo:
         return self.pool.model_info
 
-    def shutdown(self) -> None:
+    def shutdown(self, drain_timeout_s: float = 10.0) -> None:
+        """Stop running segment loops (waiting up to `drain_timeout_s` for them to let go), then
+        kill the pool and the Ray this runner started. The runner cannot be used afterwards."""
+        self._stopping.set()
+        with self._runs_changed:
+            self._runs_changed.wait_for(lambda: self._active_runs == 0, timeout=drain_timeout_s)
         with self._start_lock:
             self._shutdown_locked()
 
@@ -103,19 +136,36 @@ class VideoModerationRunner:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-        if self._owns_ray and ray.is_initialized():
-            ray.shutdown()
+        if self._owns_ray and self._ray_owner is not None:
+            self._ray_owner.stop()  # ray.shutdown in the thread that started Ray
+            self._ray_owner = None
             self._owns_ray = False
+            if self.settings.ray_address:
+                log.info("disconnected from the Ray cluster at %s", self.settings.ray_address)
+            else:
+                log.info("the local Ray this runner started is shut down")
 
     # -- one video ----------------------------------------------------------------------------
 
     def probe(self, source: str) -> VideoProbe:
+        """Probe in a worker; retried by the same rules as a segment (engine/cluster/retry.py)."""
         self._ensure_ray()
-        task = ray.remote(probe_remote).options(num_cpus=0, max_retries=1, retry_exceptions=False)
-        try:
-            return ray.get(task.remote(source))
-        except ray.exceptions.RayTaskError as error:
-            raise _unwrap(error) from error
+        task = ray.remote(probe_remote).options(
+            num_cpus=0, max_retries=SEGMENT_SYSTEM_RETRIES, retry_exceptions=False
+        )
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return ray.get(task.remote(source))
+            except ray.exceptions.RayError as error:
+                if not self._retry_policy.should_retry(error, attempts):
+                    raise _unwrap(error) from error
+                log.warning(
+                    "retrying the probe of %s after %s",
+                    display_name(source),
+                    describe_exception(root_cause(error)),
+                )
 
     def plan(self, probe: VideoProbe) -> list[Segment]:
         return plan_segments(probe, int(round(self.settings.segment_length_s * 1000)))
@@ -126,6 +176,7 @@ class VideoModerationRunner:
         probe: VideoProbe,
         segments: Sequence[Segment],
         on_segment_done: SegmentCallback,
+        decode_mode: str | None = None,
     ) -> list[SegmentOutcome]:
         """Run the given segments, calling `on_segment_done` in this thread as each finishes.
 
@@ -134,40 +185,88 @@ class VideoModerationRunner:
         At most `max_segments_in_flight` tasks are submitted at once, so a long video never
         floods the cluster (or the inference queue) with decoded frames.
         """
+        with self._runs_changed:
+            self._active_runs += 1
+        try:
+            return self._run_segments(
+                source, probe, segments, on_segment_done, decode_mode or self.settings.decode_mode
+            )
+        finally:
+            with self._runs_changed:
+                self._active_runs -= 1
+                self._runs_changed.notify_all()
+
+    def _run_segments(
+        self, source, probe, segments, on_segment_done, decode_mode: str
+    ) -> list[SegmentOutcome]:
         pool = self.pool
         settings = self.settings
-        task = ray.remote(moderate_segment).options(
-            num_cpus=settings.segment_task_cpus,
-            max_retries=2,
-            retry_exceptions=False,
+        task = ray.remote(moderate_segment)
+        task_options = {
+            "num_cpus": settings.segment_task_cpus,
+            # A worker that dies (SIGKILL, OOM) is replaced and the task re-run by Ray; an
+            # exception raised by the task comes back to us and SegmentRetryPolicy decides.
+            "max_retries": SEGMENT_SYSTEM_RETRIES,
+            "retry_exceptions": False,
             # Segments are independent decode work: spread them over every node.
-            scheduling_strategy="SPREAD",
-        )
+            "scheduling_strategy": "SPREAD",
+        }
+
+        def submit(segment: Segment) -> None:
+            attempts[segment.index] += 1
+            actor = pool.pick()
+            # The name becomes the worker's process title ("ray::moderate_segment clip.mp4
+            # #3" in ps/top): which video and segment a busy worker holds, signature-free.
+            named = task.options(
+                **task_options, name=f"moderate_segment {display_name(source)} #{segment.index}"
+            )
+            ref = named.remote(
+                source, probe, segment, settings.sample_interval_ms,
+                pool.model_info.input_size, decode_mode, actor,
+                settings.effective_decode_threads, pool.spares_for(actor),
+            )
+            running[ref] = segment
+
         waiting = list(segments)
         running: dict = {}
+        attempts: Counter[int] = Counter()
         outcomes: list[SegmentOutcome] = []
         window = self._window()
         try:
             while waiting or running:
+                if self._stopping.is_set():
+                    raise RunnerStoppedError("the engine is shutting down")
                 while waiting and len(running) < window:
-                    segment = waiting.pop(0)
-                    ref = task.remote(
-                        source, probe, segment, settings.sample_interval_ms,
-                        pool.model_info.input_size, settings.decode_mode, pool.pick(),
-                        settings.effective_decode_threads,
-                    )
-                    running[ref] = segment
-                done, _ = ray.wait(list(running), num_returns=1)
+                    submit(waiting.pop(0))
+                done, _ = ray.wait(list(running), num_returns=1, timeout=_STOP_POLL_S)
                 for ref in done:
                     segment = running.pop(ref)
-                    outcome = ray.get(ref)
+                    try:
+                        outcome = ray.get(ref)
+                    except ray.exceptions.RayError as error:
+                        self._handle_failure(segment, error, attempts[segment.index])
+                        waiting.insert(0, segment)  # _handle_failure raised unless it may retry
+                        continue
                     outcomes.append(outcome)
                     on_segment_done(segment, outcome.scores)
-        except ray.exceptions.RayError as error:
+        except BaseException:
             for ref in running:
                 ray.cancel(ref, force=True)
-            raise _unwrap(error) from error
+            raise
         return outcomes
+
+    def _handle_failure(
+        self, segment: Segment, error: ray.exceptions.RayError, attempts: int
+    ) -> None:
+        """Return if the segment may run again; otherwise raise the error that fails the job."""
+        if self._retry_policy.should_retry(error, attempts):
+            log.warning(
+                "retrying %s after %s",
+                describe_segment(segment.index, segment.start_ms, segment.stop_ms),
+                describe_exception(root_cause(error)),
+            )
+            return
+        raise self._retry_policy.final_error(segment, error, attempts) from error
 
     def _window(self) -> int:
         if self.settings.max_segments_in_flight:
@@ -182,6 +281,7 @@ class VideoModerationRunner:
         sort_by: str = "TIMESTAMP",
         aggregate_by: str = "TIMESTAMPS",
         on_progress: Callable[[int, int], None] | None = None,
+        decode_mode: str | None = None,
     ) -> ModerationResult:
         """The whole video in one call (what the CLI uses): detections sorted and aggregated."""
         min_confidence = self.settings.default_min_confidence if min_confidence is None else min_confidence
@@ -199,7 +299,7 @@ class VideoModerationRunner:
 
         if on_progress:
             on_progress(0, len(segments))
-        outcomes = self.run_segments(source, probe, segments, collect)
+        outcomes = self.run_segments(source, probe, segments, collect, decode_mode=decode_mode)
         scores.sort(key=lambda frame: frame.timestamp_ms)
         detections = build_detections(self.taxonomy, scores, min_confidence)
         if aggregate_by == "SEGMENTS":
@@ -219,15 +319,18 @@ class VideoModerationRunner:
 
 
 def _unwrap(error: Exception) -> Exception:
-    """Turn Ray's wrappers back into our own errors so callers see VideoError / NoModelInstalledError."""
-    cause = getattr(error, "cause", None)
-    if isinstance(cause, (VideoError, NoModelInstalledError)):
+    """Turn Ray's wrappers back into our own errors: VideoError / NoModelInstalledError as they
+    are, anything else as a ClusterFailure with a one-line message (never Ray's traceback text)."""
+    cause = root_cause(error)
+    if isinstance(cause, DETERMINISTIC_ERRORS + (ClusterFailure,)):
         return cause
     if isinstance(error, ray.exceptions.RayActorError):
         text = str(error)
         if "NoModelInstalledError" in text:
             return NoModelInstalledError(text.split("NoModelInstalledError:")[-1].strip().splitlines()[0])
-        return RuntimeError(f"an inference actor failed: {text.splitlines()[0]}")
-    if isinstance(error, ray.exceptions.WorkerCrashedError):
-        return RuntimeError("a segment worker crashed repeatedly while decoding this video")
+        return ClusterFailure(f"The inference service failed to start: {describe_exception(cause)}")
+    if isinstance(error, ray.exceptions.RayTaskError):
+        return ClusterFailure(f"Reading the video failed: {describe_exception(cause)}")
+    if isinstance(error, ray.exceptions.RayError):
+        return ClusterFailure(f"The worker reading the video died ({type(error).__name__})")
     return error

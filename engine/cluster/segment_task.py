@@ -1,18 +1,23 @@
 """The Ray task that moderates one segment: decode its sample frames, classify them in the
 shared pool, and return plain FrameScores. It reads the video itself (a path or a presigned
 URL), so frames never pass through the API host.
+
+A classify call whose inference actor died (or is restarting) is retried on the next actor of
+the pool (engine/cluster/retry.py); re-running the whole task after a worker death is Ray's job.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import ray
 
 from engine.cluster.process_stats import peak_rss_mb
+from engine.cluster.retry import classify_with_retries
 from engine.results.types import FrameScores
 from engine.video import decode_segment, probe_video
 from engine.video.types import FrameBatch, Segment, VideoError, VideoProbe
@@ -56,8 +61,10 @@ def moderate_segment(
     decode_mode: str,
     actor,
     decode_threads: int = 1,
+    spare_actors: Sequence = (),
 ) -> SegmentOutcome:
-    """Decode one segment and classify its sampled frames through `actor`."""
+    """Decode one segment and classify its sampled frames through `actor` (or, should it die,
+    through the `spare_actors` of the same pool)."""
     started = time.perf_counter()
     batch = unique_frames(
         decode_segment(
@@ -68,7 +75,10 @@ def moderate_segment(
     decoded = time.perf_counter()
     scores: list[FrameScores] = []
     if len(batch):
-        confidences = ray.get(actor.classify.remote(batch.frames))
+        frames = ray.put(batch.frames)  # one copy in the object store, however many attempts
+        confidences = classify_with_retries(
+            lambda target: ray.get(target.classify.remote(frames)), [actor, *spare_actors]
+        )
         scores = [
             FrameScores(timestamp_ms=int(timestamp), confidences=np.asarray(row, dtype=np.float32))
             for timestamp, row in zip(batch.timestamps_ms, confidences)

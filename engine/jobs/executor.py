@@ -2,7 +2,9 @@
 
 A job that raises anything becomes FAILED with a StatusMessage a person can read; it is never an
 HTTP error, and one job's failure never touches another. Threads are daemons: stopping the
-server leaves unfinished jobs RUNNING in the store, and the next start resumes them.
+server (or killing it) leaves unfinished jobs RUNNING in the store, and the next start resumes
+them. While stopping, a job interrupted by the runner's shutdown is left RUNNING, never FAILED,
+and queued jobs are not started. One executor never runs the same job in two threads at once.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import queue
 import threading
 from collections.abc import Callable
 
+from engine.cluster.failures import ClusterFailure, describe_exception
 from engine.config import EngineSettings
 from engine.errors import ServiceError
 from engine.jobs.pipeline import SegmentRunner, process_job
@@ -51,6 +54,9 @@ class JobExecutor:
         self._worker_count = worker_count or max(1, settings.max_concurrent_jobs)
         self._idle = threading.Condition()
         self._busy = 0
+        self._stopping = threading.Event()
+        self._claimed: set[str] = set()
+        self._claims_lock = threading.Lock()
 
     def start(self) -> None:
         """Start the workers, then re-queue unfinished jobs and undelivered notifications."""
@@ -68,7 +74,9 @@ class JobExecutor:
         self._queue.put(("run", job_id))
 
     def stop(self) -> None:
-        """Ask workers to exit after their current job and release the runner."""
+        """Stop taking jobs, interrupt running ones (they stay RUNNING and resume at the next
+        start), and shut the runner down, which stops the Ray it started."""
+        self._stopping.set()
         for _ in self._threads:
             self._queue.put(_STOP)
         with self._runner_lock:
@@ -94,7 +102,9 @@ class JobExecutor:
                 self._busy += 1
             try:
                 kind, job_id = item
-                if kind == "run":
+                if kind == "run" and self._stopping.is_set():
+                    log.info("not starting job %s: the server is stopping", job_id)
+                elif kind == "run":
                     self.run_job(job_id)
                 else:
                     self.notify(job_id)
@@ -112,6 +122,8 @@ class JobExecutor:
         serialised, rather than racing from several job threads at their first probe.
         """
         with self._runner_lock:
+            if self._stopping.is_set():
+                raise ExecutorStoppedError("the server is stopping")
             if self._runner is None:
                 runner = self._runner_factory()
                 runner.taxonomy  # noqa: B018 - connect now, once
@@ -120,12 +132,28 @@ class JobExecutor:
 
     def run_job(self, job_id: str) -> JobRecord | None:
         """Drive one job to a terminal state, then publish its completion message."""
+        with self._claims_lock:
+            if job_id in self._claimed:
+                log.info("job %s is already running here", job_id)
+                return self.store.get_job(job_id)
+            self._claimed.add(job_id)
+        try:
+            return self._run_claimed_job(job_id)
+        finally:
+            with self._claims_lock:
+                self._claimed.discard(job_id)
+
+    def _run_claimed_job(self, job_id: str) -> JobRecord | None:
         job = self.store.get_job(job_id)
         if job is None or job.state.is_terminal:
             return job
         try:
             job = process_job(job, self.store, self.objects, self.runner(), self.settings)
         except Exception as error:  # noqa: BLE001 - any failure inside a job becomes FAILED
+            if self._stopping.is_set():
+                log.info("job %s interrupted by shutdown (%s); it resumes at the next start",
+                         job_id, describe_exception(error))
+                return self.store.get_job(job_id)
             job = self.store.fail_job(
                 job_id, failure_message(error), self.settings.result_retention_s
             )
@@ -155,11 +183,18 @@ class JobExecutor:
         self.store.mark_notified(job_id)
 
 
+class ExecutorStoppedError(RuntimeError):
+    """A job asked for the runner after stop(); it stays RUNNING for the next start."""
+
+
 def failure_message(error: BaseException) -> str:
-    """StatusMessage for a failed job: the video's own explanation, or a plain internal error."""
+    """StatusMessage for a failed job: the video's own explanation, the cluster's plain account
+    of what failed, or a one-line internal error (exception type and first line, no traceback)."""
     if isinstance(error, VideoError):
         return str(error) or "The video could not be processed"
     if isinstance(error, ServiceError):
         return error.message
+    if isinstance(error, ClusterFailure):
+        return str(error)
     log.error("internal error in a job", exc_info=error)
-    return f"Internal error while processing the video ({type(error).__name__})"
+    return f"Internal error while processing the video ({describe_exception(error)})"

@@ -1,0 +1,45 @@
+"""Errors the cluster raises when a video cannot be moderated for a reason that is not the
+video's fault, worded for the person who started the job (they become its StatusMessage as
+they are), plus the one-line description of an arbitrary exception they quote.
+
+Kept free of Ray imports so the jobs layer can recognise them without loading Ray.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_DETAIL_CHARS = 200
+_URL_QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
+
+
+class ClusterFailure(RuntimeError):
+    """Base of the cluster's own failures; the message is meant to be shown to people."""
+
+
+class SegmentFailedError(ClusterFailure):
+    """A segment failed on every attempt (its worker kept dying, or its code kept raising)."""
+
+
+class InferenceUnavailableError(ClusterFailure):
+    """No inference actor answered a classify call, even after waiting for restarts."""
+
+
+class RunnerStoppedError(ClusterFailure):
+    """The runner is shutting down (the server is stopping); the job resumes at the next start."""
+
+
+def describe_exception(error: BaseException) -> str:
+    """`TypeName: first line of the message`, short: no traceback, no Ray wrapper text, and no
+    presigned-URL query strings (they carry signatures)."""
+    lines = str(error).strip().splitlines()
+    first_line = _URL_QUERY.sub(r"\1?...", lines[0].strip()) if lines else ""
+    if len(first_line) > MAX_DETAIL_CHARS:
+        first_line = first_line[: MAX_DETAIL_CHARS - 3] + "..."
+    name = type(error).__name__
+    return f"{name}: {first_line}" if first_line else name
+
+
+def describe_segment(index: int, start_ms: int, stop_ms: int) -> str:
+    """How a person reads a segment: its number and its time range in seconds."""
+    return f"segment {index} ({start_ms / 1000:.1f}-{stop_ms / 1000:.1f} s)"
