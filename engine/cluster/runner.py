@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from engine.cluster.failures import (
     ClusterFailure,
@@ -208,9 +209,8 @@ class VideoModerationRunner:
             # exception raised by the task comes back to us and SegmentRetryPolicy decides.
             "max_retries": SEGMENT_SYSTEM_RETRIES,
             "retry_exceptions": False,
-            # Segments are independent decode work: spread them over every node.
-            "scheduling_strategy": "SPREAD",
         }
+        placement = _segment_placement(settings.segment_task_cpus)
 
         def submit(segment: Segment) -> None:
             attempts[segment.index] += 1
@@ -218,7 +218,9 @@ class VideoModerationRunner:
             # The name becomes the worker's process title ("ray::moderate_segment clip.mp4
             # #3" in ps/top): which video and segment a busy worker holds, signature-free.
             named = task.options(
-                **task_options, name=f"moderate_segment {display_name(source)} #{segment.index}"
+                **task_options,
+                scheduling_strategy=placement(segment.index),
+                name=f"moderate_segment {display_name(source)} #{segment.index}",
             )
             ref = named.remote(
                 source, probe, segment, settings.sample_interval_ms,
@@ -316,6 +318,24 @@ class VideoModerationRunner:
             frame_count=len(scores),
             outcomes=outcomes,
         )
+
+
+def _segment_placement(task_cpus: float) -> Callable[[int], object]:
+    """Where segment i runs: round-robin over the alive nodes that can take a segment task.
+
+    Segments are independent decode work, so one video should use every node. Ray's "SPREAD"
+    is best effort and, with warm workers on the head node, often keeps everything there; a
+    soft node affinity per segment spreads deterministically and still lets Ray place the
+    task elsewhere if that node dies or cannot take it.
+    """
+    nodes = sorted(
+        node["NodeID"]
+        for node in ray.nodes()
+        if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) >= task_cpus
+    )
+    if len(nodes) < 2:
+        return lambda index: "DEFAULT"
+    return lambda index: NodeAffinitySchedulingStrategy(nodes[index % len(nodes)], soft=True)
 
 
 def _unwrap(error: Exception) -> Exception:
