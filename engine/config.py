@@ -47,6 +47,10 @@ class EngineSettings:
     decode_mode: str = "accurate"
     """"accurate" (exact frame at each sample time) or "keyframes" (snap to keyframes)."""
 
+    hwaccel: str = "auto"
+    """Video decoding: "auto" (NVDEC where a CUDA device works, else software), "cuda"
+    (NVDEC or fail) or "none" (software)."""
+
     ray_address: str | None = None
     """Address of an existing Ray cluster; None starts a local one."""
 
@@ -57,10 +61,14 @@ class EngineSettings:
     """Level of Ray's own start-up logging in this process (DEBUG, INFO, WARNING, ERROR)."""
 
     inference_actors: int = 1
-    """Inference actors on CPU nodes (one per GPU on GPU nodes). >= 1."""
+    """Inference actors when the cluster has no GPU. >= 1. With GPUs: one actor per GPU."""
 
-    inference_actor_cpus: float = 1.0
-    """Ray CPUs reserved by each inference actor."""
+    inference_actor_cpus: float = 0.0
+    """Ray CPUs reserved by each CPU inference actor. 0 by default: on a CPU node the model
+    shares the cores with the decoders (which are the bottleneck) instead of idling a core."""
+
+    use_gpus: str = "auto"
+    """"auto": one inference actor per GPU the cluster has (none -> CPU actors); "never"."""
 
     max_batch_size: int = 32
     """Largest frame batch an inference actor runs at once. >= 1."""
@@ -142,6 +150,10 @@ class EngineSettings:
             problems.append("segment_length_s must be > 0")
         if self.decode_mode not in ("accurate", "keyframes"):
             problems.append("decode_mode must be 'accurate' or 'keyframes'")
+        if self.hwaccel not in ("auto", "cuda", "none"):
+            problems.append("hwaccel must be 'auto', 'cuda' or 'none'")
+        if self.use_gpus not in ("auto", "never"):
+            problems.append("use_gpus must be 'auto' or 'never'")
         if self.inference_actors < 1:
             problems.append("inference_actors must be >= 1")
         if self.max_batch_size < 1:

@@ -60,18 +60,30 @@ class InferenceActor:
         return self._queue.stats.as_dict() | {"pid": os.getpid(), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
+def actor_placement(settings: EngineSettings, cluster_resources: dict) -> tuple[int, dict]:
+    """How many inference actors and what each reserves: one per GPU where the cluster has
+    GPUs (each owns its device and batches every job's frames), else the configured number
+    of CPU actors."""
+    gpus = int(cluster_resources.get("GPU", 0))
+    if gpus >= 1 and settings.use_gpus == "auto":
+        return gpus, {"num_gpus": 1, "num_cpus": 1}
+    return settings.inference_actors, {"num_cpus": settings.inference_actor_cpus}
+
+
 class InferencePool:
     """A fixed set of inference actors shared by all jobs of one runner."""
 
     def __init__(self, settings: EngineSettings) -> None:
         ensure_model_available(settings)
+        count, resources = actor_placement(settings, ray.cluster_resources())
         actor_class = ray.remote(InferenceActor).options(
-            num_cpus=settings.inference_actor_cpus,
+            **resources,
             max_restarts=-1,
             max_task_retries=2,
             max_concurrency=256,
         )
-        self.actors = [actor_class.remote(settings) for _ in range(settings.inference_actors)]
+        self.actors = [actor_class.remote(settings) for _ in range(count)]
+        log.info("inference pool: %d actor(s) with %s", count, resources)
         self._round_robin = itertools.cycle(range(len(self.actors)))
         taxonomy, info = ray.get(self.actors[0].describe.remote())
         self.taxonomy: Taxonomy = taxonomy

@@ -225,7 +225,7 @@ class VideoModerationRunner:
             ref = named.remote(
                 source, probe, segment, settings.sample_interval_ms,
                 pool.model_info.input_size, decode_mode, actor,
-                settings.effective_decode_threads, pool.spares_for(actor),
+                settings.effective_decode_threads, pool.spares_for(actor), settings.hwaccel,
             )
             running[ref] = segment
 

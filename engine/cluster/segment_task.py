@@ -62,6 +62,7 @@ def moderate_segment(
     actor,
     decode_threads: int = 1,
     spare_actors: Sequence = (),
+    hwaccel: str = "auto",
 ) -> SegmentOutcome:
     """Decode one segment and classify its sampled frames through `actor` (or, should it die,
     through the `spare_actors` of the same pool)."""
@@ -69,7 +70,7 @@ def moderate_segment(
     batch = unique_frames(
         decode_segment(
             source, probe, segment, sample_interval_ms, input_size, mode=decode_mode,
-            threads=decode_threads,
+            threads=decode_threads, hwaccel=hwaccel,
         )
     )
     decoded = time.perf_counter()

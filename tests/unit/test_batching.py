@@ -85,3 +85,4 @@ def test_wrong_row_count_from_the_model_is_an_error():
 
     with pytest.raises(ValueError):
         run(scenario())
+
