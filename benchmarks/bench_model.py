@@ -6,7 +6,7 @@ time per cell. Also records the cold (converting) and warm (cached) load times a
 backbone's share at the largest batch. Writes benchmarks/results/model.json and prints a
 markdown table.
 
-    python benchmarks/bench_model.py [--batch-sizes 1 8 32] [--precisions fp32 bf16]
+    python benchmarks/bench_model.py [--batch-sizes 1 8 16 32] [--precisions fp32 bf16]
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.default import load_default_classifier
-from models.runtime import autocast_for, cpu_has_native_bf16
+from models.runtime import cpu_has_native_bf16
 
 RESULTS = Path(__file__).resolve().parent / "results" / "model.json"
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 16, 32])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--min-seconds", type=float, default=4.0,
                         help="minimum timed wall time per cell")
@@ -73,14 +73,14 @@ def frames_per_second(run, frames: np.ndarray, min_seconds: float, rounds: int =
 
 
 def backbone_shares(classifier, frames: np.ndarray, min_seconds: float) -> dict[str, float]:
-    """Frames/s of each backbone alone on the same batch (same precision, channels_last)."""
+    """Frames/s of each backbone alone on the same batch (as loaded: same precision, fused)."""
     from models.backbones.layers import frames_to_pixels
 
     batch = torch.from_numpy(frames)
     shares = {}
     for name, backbone in classifier.ensemble.backbones.items():
         def run(_frames, backbone=backbone):
-            with torch.inference_mode(), autocast_for(classifier.precision, classifier.device):
+            with torch.inference_mode():
                 backbone.forward_pixels(frames_to_pixels(batch))
         shares[name] = frames_per_second(run, frames, min_seconds / 2)["best"]
     return shares
@@ -130,6 +130,10 @@ def main() -> None:
                     "cuda": torch.cuda.is_available()},
         "loads": loads,
         "results": cells,
+        "fastest_batch_size": {
+            precision: max((c for c in cells if c["precision"] == precision),
+                           key=lambda c: c["frames_per_s"])["batch_size"]
+            for precision in args.precisions},
         f"backbone_frames_per_s_at_batch_{largest}": shares,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

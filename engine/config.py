@@ -70,7 +70,7 @@ class EngineSettings:
     use_gpus: str = "auto"
     """"auto": one inference actor per GPU the cluster has (none -> CPU actors); "never"."""
 
-    max_batch_size: int = 32
+    max_batch_size: int = 16
     """Largest frame batch an inference actor runs at once. >= 1."""
 
     max_batch_wait_ms: float = 10.0

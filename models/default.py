@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from models.backbones.efficientnet_lite import EfficientNetLite0
+from models.backbones.inference import prepare_for_inference
 from models.backbones.open_nsfw import OpenNsfwResNet
 from models.backbones.swiftformer import SwiftFormerS
 from models.base import ModelInfo
@@ -78,8 +79,9 @@ def load_default_classifier(cache_dir: Path, *, device: str | None = None,
 
     cache_dir: where converted weights are kept (created if missing).
     device: "cpu", "cuda", "cuda:1"...; None picks CUDA when available.
-    precision: "auto" (bf16 autocast on CUDA or CPUs with AMX / AVX-512-BF16, else fp32),
-        "fp32" or "bf16".
+    precision: "auto" (bf16 on CUDA or CPUs with AMX / AVX-512-BF16, else fp32), "fp32" or
+        "bf16". bf16 means bf16 weights and activations in the backbones' bodies; their heads,
+        input normalisation and softmax stay fp32.
     threads: torch intra-op threads for this process; None leaves torch's default.
     use_nudenet: also run the optional AGPL NudeNet detector; ignored (with a warning) when
         the nudenet package is not installed.
@@ -91,8 +93,10 @@ def load_default_classifier(cache_dir: Path, *, device: str | None = None,
     resolved_device = resolve_device(device)
     resolved_precision = resolve_precision(precision, resolved_device)
     cache_dir = Path(cache_dir)
-    backbones = {source: load_backbone(source, cache_dir) for source in BACKBONES}
-    ensemble = BackboneEnsemble(backbones).to(resolved_device, memory_format=torch.channels_last)
+    backbones = {source: prepare_for_inference(load_backbone(source, cache_dir),
+                                               resolved_device, resolved_precision)
+                 for source in BACKBONES}
+    ensemble = BackboneEnsemble(backbones)
 
     evidence_map = load_evidence_map()
     enabled = set(BACKBONES)

@@ -15,7 +15,6 @@ from torch import nn
 from models.backbones.layers import frames_to_pixels
 from models.base import ModelInfo, check_confidences
 from models.evidence import EvidenceHead
-from models.runtime import autocast_for
 
 # An extra detector maps a uint8 frame batch to {source name: (N, C) scores in 0..1}.
 ExtraDetector = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -60,7 +59,8 @@ class HierarchicalClassifier:
         """Every enabled source's raw outputs (0..1) for a batch: what the head sees."""
         self._check_frames(frames)
         batch = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device, non_blocking=True)
-        with torch.inference_mode(), autocast_for(self.precision, self.device):
+        # No autocast: the backbones were cast to their precision once, at load.
+        with torch.inference_mode():
             outputs = self.ensemble(batch)
         probabilities = {name: out.float().cpu().numpy() for name, out in outputs.items()}
         for detector in self.extra_detectors:

@@ -1,13 +1,12 @@
 """Choosing where and in what precision the classifier runs.
 
-"auto" precision means bfloat16 autocast where the hardware does bf16 matrix maths natively
+"auto" precision means bfloat16 where the hardware does bf16 matrix maths natively
 (CUDA GPUs that support it; CPUs with AMX or AVX-512-BF16, where it measured 2-4x faster than
 fp32 at about 0.5% relative error), and fp32 everywhere else, where bf16 would be emulated.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
@@ -50,9 +49,3 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
-
-def autocast_for(precision: str, device: torch.device) -> AbstractContextManager:
-    """The autocast context for a resolved precision (a no-op for fp32)."""
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return nullcontext()

@@ -13,10 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from models.backbones.layers import frames_to_pixels, same_padding
+from models.backbones.layers import (
+    ConvAct,
+    frames_to_pixels,
+    normalise_pixels,
+    symmetric_same_padding,
+)
 
 PIXEL_MEAN = 127.0
 PIXEL_STD = 128.0
@@ -47,20 +51,26 @@ LITE0_STAGES = (
 )
 
 
-class SameConv2d(nn.Conv2d):
-    """A convolution with TensorFlow 'SAME' padding, computed from the input size."""
+class SameConv2d(ConvAct):
+    """A convolution (and its activation) with TensorFlow 'SAME' padding, computed from the
+    input size."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1):
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1,
+                 activation: str = "none"):
         symmetric = kernel // 2 if stride == 1 else 0
-        super().__init__(in_ch, out_ch, kernel, stride=stride, padding=symmetric, groups=groups)
+        super().__init__(in_ch, out_ch, kernel, stride=stride, padding=symmetric, groups=groups,
+                         activation=activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride[0] > 1:
-            kernel, stride = self.kernel_size[0], self.stride[0]
-            top, bottom = same_padding(x.shape[-2], kernel, stride)
-            left, right = same_padding(x.shape[-1], kernel, stride)
-            x = F.pad(x, (left, right, top, bottom))
-        return super().forward(x)
+        if self.stride[0] == 1:
+            return super().forward(x)
+        # Strided SAME padding is asymmetric: pad symmetrically a little more and crop the
+        # output, which is stride**2 times smaller than a padded copy of the input would be.
+        kernel, stride = self.kernel_size[0], self.stride[0]
+        pad_h, first_h, rows = symmetric_same_padding(x.shape[-2], kernel, stride)
+        pad_w, first_w, cols = symmetric_same_padding(x.shape[-1], kernel, stride)
+        y = self.forward_padded(x, (pad_h, pad_w))
+        return y[:, :, first_h : first_h + rows, first_w : first_w + cols]
 
 
 class MBConv(nn.Module):
@@ -69,14 +79,16 @@ class MBConv(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expand_ratio: int):
         super().__init__()
         hidden = in_ch * expand_ratio
-        self.expand = SameConv2d(in_ch, hidden, 1) if expand_ratio != 1 else None
-        self.depthwise = SameConv2d(hidden, hidden, kernel, stride=stride, groups=hidden)
+        self.expand = (SameConv2d(in_ch, hidden, 1, activation="relu6")
+                       if expand_ratio != 1 else None)
+        self.depthwise = SameConv2d(hidden, hidden, kernel, stride=stride, groups=hidden,
+                                    activation="relu6")
         self.project = SameConv2d(hidden, out_ch, 1)
         self.has_skip = stride == 1 and in_ch == out_ch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x if self.expand is None else F.relu6(self.expand(x))
-        y = self.project(F.relu6(self.depthwise(y)))
+        y = x if self.expand is None else self.expand(x)
+        y = self.project(self.depthwise(y))
         return x + y if self.has_skip else y
 
 
@@ -92,24 +104,32 @@ def build_blocks(stages: tuple[StageSpec, ...]) -> list[MBConv]:
 
 
 class EfficientNetLite0(nn.Module):
-    """pixels float (N, 3, 224, 224) RGB 0..255 -> ImageNet-1k probabilities (N, 1000)."""
+    """pixels (N, 3, 224, 224) RGB 0..255 (uint8 or float) -> ImageNet-1k probabilities
+    (N, 1000)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.stem = SameConv2d(3, STEM_CHANNELS, 3, stride=2)
+        self.stem = SameConv2d(3, STEM_CHANNELS, 3, stride=2, activation="relu6")
         self.blocks = nn.Sequential(*build_blocks(LITE0_STAGES))
-        self.head = SameConv2d(LITE0_STAGES[-1].out_channels, HEAD_CHANNELS, 1)
+        self.head = SameConv2d(LITE0_STAGES[-1].out_channels, HEAD_CHANNELS, 1,
+                               activation="relu6")
         self.fc = nn.Linear(HEAD_CHANNELS, NUM_CLASSES)
 
     def forward_logits(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = (pixels - PIXEL_MEAN) / PIXEL_STD
-        x = F.relu6(self.stem(x))
-        x = self.blocks(x)
-        x = F.relu6(self.head(x))
-        return self.fc(x.mean(dim=(2, 3)))
+        scale = torch.full((3,), 1.0 / PIXEL_STD, device=pixels.device)
+        x = normalise_pixels(pixels, scale, -PIXEL_MEAN * scale, self.stem.weight.dtype)
+        x = self.head(self.blocks(self.stem(x)))
+        # The classifier runs in fp32 whatever the body's precision (it stays fp32 at load).
+        return self.fc(x.mean(dim=(2, 3), dtype=torch.float32))
 
     def forward_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.forward_logits(pixels).float(), dim=-1)
+
+    def fold_for_inference(self) -> None:
+        """Nothing to fold: models/weight_import.py already folded every BatchNorm."""
+
+    def fp32_modules(self) -> list[nn.Module]:
+        return [self.fc]
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames: uint8 (N, H, W, 3) RGB."""

@@ -5,6 +5,11 @@ A native PyTorch definition whose parameter names equal the ONNX initializer nam
 exporter folded into convolutions are absent here (the convolutions carry the bias); the ones it
 kept are FrozenBatchNorm2d. The input normalisation of the graph (pixels / 255, ImageNet mean and
 std) lives inside the module, as do the two averaged heads and the softmax.
+
+`fold_for_inference()` (called once at load) folds every layer scale and the remaining
+BatchNorms into the neighbouring linear maps and merges the two heads: the same function up to
+float rounding, with fewer passes over memory (and no fp32 parameters left to promote bf16
+activations back to fp32).
 """
 
 from __future__ import annotations
@@ -13,7 +18,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.backbones.layers import FrozenBatchNorm2d, LayerScale, frames_to_pixels
+from models.backbones.layers import (
+    ConvAct,
+    FrozenBatchNorm2d,
+    LayerScale,
+    fold_input_affine,
+    frames_to_pixels,
+    normalise_pixels,
+    scale_outputs,
+)
 
 STAGE_DEPTHS = (3, 3, 9, 6)
 STAGE_WIDTHS = (48, 64, 168, 224)
@@ -26,14 +39,20 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()
-        self.dwconv = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)
-        self.pwconv1 = nn.Conv2d(channels, hidden, 1)
-        self.pwconv2 = nn.Conv2d(hidden, channels, 1)
-        self.layer_scale = LayerScale(channels)
+        self.dwconv = ConvAct(channels, channels, 3, padding=1, groups=channels)
+        self.pwconv1 = ConvAct(channels, hidden, 1, activation="gelu")
+        self.pwconv2 = ConvAct(hidden, channels, 1)
+        self.layer_scale: nn.Module = LayerScale(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.pwconv2(F.gelu(self.pwconv1(self.dwconv(x))))
-        return x + self.layer_scale(y)
+        y = self.pwconv1(self.dwconv(x))
+        if isinstance(self.layer_scale, LayerScale):  # not folded
+            return x + self.layer_scale(self.pwconv2(y))
+        return self.pwconv2.forward_residual(y, x, "none")
+
+    def fold_for_inference(self) -> None:
+        scale_outputs(self.pwconv2, self.layer_scale.gamma)
+        self.layer_scale = nn.Identity()
 
 
 class EfficientAdditiveAttention(nn.Module):
@@ -61,12 +80,20 @@ class ConvMlp(nn.Module):
 
     def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()
-        self.norm1 = FrozenBatchNorm2d(channels)
-        self.fc1 = nn.Conv2d(channels, hidden, 1)
-        self.fc2 = nn.Conv2d(hidden, channels, 1)
+        self.norm1: nn.Module = FrozenBatchNorm2d(channels)
+        self.fc1 = ConvAct(channels, hidden, 1, activation="gelu")
+        self.fc2 = ConvAct(hidden, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(self.norm1(x))))
+        return self.fc2(self.fc1(self.norm1(x)))
+
+    def forward_residual(self, x: torch.Tensor) -> torch.Tensor:
+        """x + forward(x), the sum fused into the last convolution."""
+        return self.fc2.forward_residual(self.fc1(self.norm1(x)), x, "none")
+
+    def fold_for_inference(self) -> None:
+        fold_input_affine(self.fc1, *self.norm1.affine())
+        self.norm1 = nn.Identity()
 
 
 class SwiftFormerEncoder(nn.Module):
@@ -77,22 +104,33 @@ class SwiftFormerEncoder(nn.Module):
         self.local_representation = ConvEncoder(channels, channels)
         self.attn = EfficientAdditiveAttention(channels)
         self.linear = ConvMlp(channels, hidden)
-        self.layer_scale_1 = LayerScale(channels)
-        self.layer_scale_2 = LayerScale(channels)
+        self.layer_scale_1: nn.Module = LayerScale(channels)
+        self.layer_scale_2: nn.Module = LayerScale(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.local_representation(x)
         batch, channels, height, width = x.shape
-        tokens = x.flatten(2).transpose(1, 2)
-        mixed = self.attn(tokens).transpose(1, 2).reshape(batch, channels, height, width)
+        # NHWC order: for a channels_last x both permutes are views, not copies.
+        tokens = x.permute(0, 2, 3, 1).reshape(batch, height * width, channels)
+        mixed = self.attn(tokens).reshape(batch, height, width, channels).permute(0, 3, 1, 2)
         x = x + self.layer_scale_1(mixed)
-        return x + self.layer_scale_2(self.linear(x))
+        if isinstance(self.layer_scale_2, LayerScale):  # not folded
+            return x + self.layer_scale_2(self.linear(x))
+        return self.linear.forward_residual(x)
+
+    def fold_for_inference(self) -> None:
+        self.local_representation.fold_for_inference()
+        self.linear.fold_for_inference()
+        scale_outputs(self.attn.final, self.layer_scale_1.gamma)
+        scale_outputs(self.linear.fc2, self.layer_scale_2.gamma)
+        self.layer_scale_1 = nn.Identity()
+        self.layer_scale_2 = nn.Identity()
 
 
 class Downsample(nn.Module):
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1)
+        self.proj = ConvAct(in_channels, out_channels, 3, stride=2, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x)
@@ -116,7 +154,8 @@ class Stage(nn.Module):
 
 
 class SwiftFormerS(nn.Module):
-    """pixels float (N, 3, 224, 224) RGB 0..255 -> probabilities (N, 3) for NSFL, NSFW, SFW."""
+    """pixels (N, 3, 224, 224) RGB 0..255 (uint8 or float) -> probabilities (N, 3) for NSFL,
+    NSFW, SFW."""
 
     class_names = CLASS_NAMES
 
@@ -125,31 +164,58 @@ class SwiftFormerS(nn.Module):
         self.register_buffer("mean", torch.zeros(1, 3, 1, 1))
         self.register_buffer("std", torch.ones(1, 3, 1, 1))
         first = STAGE_WIDTHS[0]
-        # Indices 0 and 3 match the exported names; the BatchNorms between were folded away.
+        # Indices 0 and 3 match the exported names; the BatchNorms between were folded away
+        # and each ReLU runs inside its convolution.
         self.stem = nn.Sequential(
-            nn.Conv2d(3, first // 2, 3, stride=2, padding=1),
+            ConvAct(3, first // 2, 3, stride=2, padding=1, activation="relu"),
             nn.Identity(),
-            nn.ReLU(),
-            nn.Conv2d(first // 2, first, 3, stride=2, padding=1),
             nn.Identity(),
-            nn.ReLU(),
+            ConvAct(first // 2, first, 3, stride=2, padding=1, activation="relu"),
+            nn.Identity(),
+            nn.Identity(),
         )
         widths_in = (first, *STAGE_WIDTHS[:-1])
         self.stages = nn.ModuleList(
             Stage(w_in, w, depth) for w_in, w, depth in zip(widths_in, STAGE_WIDTHS, STAGE_DEPTHS)
         )
-        self.norm = FrozenBatchNorm2d(STAGE_WIDTHS[-1])
+        self.norm: nn.Module = FrozenBatchNorm2d(STAGE_WIDTHS[-1])
         self.head = nn.Linear(STAGE_WIDTHS[-1], num_classes)
         self.head_dist = nn.Linear(STAGE_WIDTHS[-1], num_classes)
+        self.merged_head: nn.Linear | None = None  # set by fold_for_inference
 
     def forward_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = (pixels / 255.0 - self.mean.to(pixels.dtype)) / self.std.to(pixels.dtype)
+        # (pixels / 255 - mean) / std as one multiply-add.
+        scale = 1.0 / (255.0 * self.std)
+        x = normalise_pixels(pixels, scale, -self.mean / self.std, self.stem[0].weight.dtype)
         x = self.stem(x)
         for stage in self.stages:
             x = stage(x)
-        pooled = self.norm(x).mean(dim=(2, 3))
-        logits = (self.head(pooled) + self.head_dist(pooled)) / 2
+        # The head runs in fp32 whatever the body's precision (it stays fp32 at load).
+        pooled = self.norm(x).mean(dim=(2, 3), dtype=torch.float32)
+        if self.merged_head is not None:
+            logits = self.merged_head(pooled)
+        else:
+            logits = (self.head(pooled) + self.head_dist(pooled)) / 2
         return torch.softmax(logits.float(), dim=-1)
+
+    @torch.no_grad()
+    def fold_for_inference(self) -> None:
+        """Fold layer scales and BatchNorms into their neighbours; average the two heads
+        into one linear map (the mean of two affine maps is affine). Call once, in fp32."""
+        for stage in self.stages:
+            for block in stage.blocks:
+                block.fold_for_inference()
+        merged = nn.Linear(self.head.in_features, self.head.out_features)
+        merged.weight.copy_((self.head.weight + self.head_dist.weight) / 2)
+        merged.bias.copy_((self.head.bias + self.head_dist.bias) / 2)
+        fold_input_affine(merged, *self.norm.affine())
+        self.merged_head = merged.to(self.head.weight.device)
+        self.norm = nn.Identity()
+
+    def fp32_modules(self) -> list[nn.Module]:
+        """Modules kept in fp32 when the body runs in bf16: the heads."""
+        merged = [self.merged_head] if self.merged_head is not None else []
+        return [self.head, self.head_dist, *merged]
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """frames: uint8 (N, H, W, 3) RGB."""

