@@ -141,25 +141,33 @@ def _mean_batch(before: tuple[int, int], after: tuple[int, int]) -> float:
     return round(frames / batches, 2) if batches else 0.0
 
 
-def run_two_jobs(runner, video: Path) -> dict:
-    """Two jobs one after the other, then the same two submitted together (shared pool)."""
-    before = _pool_totals(runner)
-    started = time.perf_counter()
-    runner.moderate(str(video))
-    runner.moderate(str(video))
-    sequential_s = time.perf_counter() - started
-    middle = _pool_totals(runner)
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda _: runner.moderate(str(video)), range(2)))
-    concurrent_s = time.perf_counter() - started
-    after = _pool_totals(runner)
+def run_two_jobs(runner, video: Path, rounds: int = 3) -> dict:
+    """Two jobs one after the other, then the same two submitted together (shared pool);
+    alternated for `rounds` rounds, best time of each kept, so neither order is favoured."""
+    sequential, concurrent = [], []
+    one_job, two_jobs = [0, 0], [0, 0]
+    for _ in range(rounds):
+        before = _pool_totals(runner)
+        started = time.perf_counter()
+        runner.moderate(str(video))
+        runner.moderate(str(video))
+        sequential.append(time.perf_counter() - started)
+        middle = _pool_totals(runner)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(lambda _: runner.moderate(str(video)), range(2)))
+        concurrent.append(time.perf_counter() - started)
+        after = _pool_totals(runner)
+        one_job = [one_job[0] + middle[0] - before[0], one_job[1] + middle[1] - before[1]]
+        two_jobs = [two_jobs[0] + after[0] - middle[0], two_jobs[1] + after[1] - middle[1]]
     return {
-        "sequential_s": round(sequential_s, 3),
-        "concurrent_s": round(concurrent_s, 3),
-        "speedup": round(sequential_s / concurrent_s, 3),
-        "mean_batch_size_one_job": _mean_batch(before, middle),
-        "mean_batch_size_two_jobs": _mean_batch(middle, after),
+        "video": video.name,
+        "rounds": rounds,
+        "sequential_s": round(min(sequential), 3),
+        "concurrent_s": round(min(concurrent), 3),
+        "speedup": round(min(sequential) / min(concurrent), 3),
+        "mean_batch_size_one_job": _mean_batch((0, 0), tuple(one_job)),
+        "mean_batch_size_two_jobs": _mean_batch((0, 0), tuple(two_jobs)),
     }
 
 

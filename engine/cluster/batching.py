@@ -43,10 +43,32 @@ class BatchingStats:
         }
 
 
+class _Sink:
+    """Collects one caller's rows, which may come back from several batches."""
+
+    def __init__(self, total: int, future: asyncio.Future) -> None:
+        self.future = future
+        self._parts: dict[int, np.ndarray] = {}
+        self._remaining = total
+
+    def deliver(self, offset: int, rows: np.ndarray) -> None:
+        self._parts[offset] = rows
+        self._remaining -= len(rows)
+        if self._remaining == 0 and not self.future.done():
+            self.future.set_result(np.concatenate([self._parts[k] for k in sorted(self._parts)], axis=0))
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
 @dataclass
-class _Request:
+class _Piece:
+    """A contiguous run of one caller's frames waiting in the queue."""
+
     frames: np.ndarray
-    future: asyncio.Future
+    sink: _Sink
+    offset: int
     enqueued_at: float = field(default_factory=time.monotonic)
 
 
@@ -66,7 +88,7 @@ class BatchingQueue:
         self._max_batch_size = max_batch_size
         self._max_wait_s = max_wait_s
         self._frame_shape = frame_shape
-        self._pending: list[_Request] = []
+        self._pending: list[_Piece] = []
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch")
@@ -79,16 +101,11 @@ class BatchingQueue:
             return np.zeros((0, 0), dtype=np.float32)
         loop = asyncio.get_running_loop()
         self._start(loop)
-        parts = [frames[i : i + self._max_batch_size] for i in range(0, len(frames), self._max_batch_size)]
-        futures = []
-        for part in parts:
-            request = _Request(part, loop.create_future())
-            self._pending.append(request)
-            futures.append(request.future)
+        sink = _Sink(len(frames), loop.create_future())
+        self._pending.append(_Piece(frames, sink, 0))
         self.stats.requests += 1
         self._wakeup.set()
-        results = await asyncio.gather(*futures)
-        return np.concatenate(results, axis=0)
+        return await sink.future
 
     def _validate(self, frames: np.ndarray) -> None:
         if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4:
@@ -126,34 +143,44 @@ class BatchingQueue:
                 return
 
     def _queued_frames(self) -> int:
-        return sum(len(request.frames) for request in self._pending)
+        return sum(len(piece.frames) for piece in self._pending)
 
-    def _take_batch(self) -> list[_Request]:
+    def _take_batch(self) -> list[_Piece]:
+        """Fill one batch exactly: the last caller's frames are split if they do not all fit,
+        so frames of concurrent callers pack into full batches."""
         batch, size = [], 0
-        while self._pending and size + len(self._pending[0].frames) <= self._max_batch_size:
-            request = self._pending.pop(0)
-            batch.append(request)
-            size += len(request.frames)
+        while self._pending and size < self._max_batch_size:
+            piece = self._pending[0]
+            if piece.sink.future.done():  # its caller already failed: drop the rest
+                self._pending.pop(0)
+                continue
+            room = self._max_batch_size - size
+            if len(piece.frames) <= room:
+                batch.append(self._pending.pop(0))
+                size += len(piece.frames)
+                continue
+            batch.append(_Piece(piece.frames[:room], piece.sink, piece.offset, piece.enqueued_at))
+            self._pending[0] = _Piece(piece.frames[room:], piece.sink, piece.offset + room, piece.enqueued_at)
+            size += room
         return batch
 
-    async def _execute(self, batch: list[_Request]) -> None:
-        frames = np.concatenate([request.frames for request in batch], axis=0)
+    async def _execute(self, batch: list[_Piece]) -> None:
+        if not batch:
+            return
+        frames = np.concatenate([piece.frames for piece in batch], axis=0)
         try:
             outputs = await self._call(frames)
         except Exception as error:  # noqa: BLE001 - handed to the caller, who decides
             if len(batch) == 1:
-                if not batch[0].future.done():
-                    batch[0].future.set_exception(error)
+                batch[0].sink.fail(error)
                 return
-            for request in batch:  # isolate the culprit: one bad request fails only itself
-                await self._execute([request])
+            for piece in batch:  # isolate the culprit: one bad caller fails only itself
+                await self._execute([piece])
             return
         offset = 0
-        for request in batch:
-            rows = outputs[offset : offset + len(request.frames)]
-            offset += len(request.frames)
-            if not request.future.done():
-                request.future.set_result(rows)
+        for piece in batch:
+            piece.sink.deliver(piece.offset, outputs[offset : offset + len(piece.frames)])
+            offset += len(piece.frames)
 
     async def _call(self, frames: np.ndarray) -> np.ndarray:
         started = time.perf_counter()

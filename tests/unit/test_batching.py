@@ -86,3 +86,16 @@ def test_wrong_row_count_from_the_model_is_an_error():
     with pytest.raises(ValueError):
         run(scenario())
 
+
+
+def test_frames_of_concurrent_callers_pack_into_full_batches():
+    async def scenario():
+        queue = BatchingQueue(mean_model, max_batch_size=16, max_wait_s=0.05)
+        results = await asyncio.gather(*(queue.submit(frames(20, value=v)) for v in range(3)))
+        return queue, results
+
+    queue, results = run(scenario())
+    for value, rows in enumerate(results):
+        assert rows.shape == (20, 1) and np.all(rows == value)
+    # 60 frames in batches of 16, 16, 16, 12: the callers' tails share batches
+    assert queue.stats.batches == 4 and queue.stats.mean_batch_size == 15
