@@ -55,8 +55,8 @@ def write_chart(report: dict, path: Path) -> None:
     axis.set_ylabel("video-seconds per wall-second")
     axis.set_yscale("log")
     axis.set_title("modengine throughput (higher is better)")
-    axis.legend()
-    figure.tight_layout()
+    figure.legend(*axis.get_legend_handles_labels(), loc="lower center", ncol=len(CONTENDERS))
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     figure.savefig(path, dpi=100)
     plt.close(figure)
 
