@@ -64,7 +64,7 @@ def write_chart(report: dict, path: Path) -> None:
 def update_readme(readme: Path, markdown: str) -> None:
     """Replace the text between the bench markers in README (left alone if there are none)."""
     text = readme.read_text()
-    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
+    pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.DOTALL)
     if not pattern.search(text):
         return
     readme.write_text(pattern.sub(lambda _: f"{README_START}\n{markdown}\n{README_END}", text))

@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from engine.config import EngineSettings, load_settings
+from engine.config import load_settings
 from models.base import NoModelInstalledError
 
 EXIT_NO_MODEL = 3
@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_moderate(args: argparse.Namespace) -> int:
     from engine.cluster.runner import VideoModerationRunner
-    from engine.video.types import VideoError
     from engine.results.render import moderation_response, render_table
+    from engine.video.types import VideoError
 
     settings = load_settings(
         args.config,

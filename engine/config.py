@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -175,7 +176,7 @@ class EngineSettings:
     def effective_decode_threads(self) -> int:
         return self.decode_threads or max(1, int(round(self.segment_task_cpus)))
 
-    def replace(self, **changes: Any) -> "EngineSettings":
+    def replace(self, **changes: Any) -> EngineSettings:
         return dataclasses.replace(self, **changes)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 
@@ -86,7 +86,7 @@ def build_taxonomy(version: str, tree: dict) -> Taxonomy:
     return Taxonomy(version=version, labels=tuple(labels))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_taxonomy(filename: str = "taxonomy_v7.json") -> Taxonomy:
     """Load a taxonomy file shipped in models/data."""
     text = resources.files("models").joinpath("data", filename).read_text(encoding="utf-8")

@@ -18,8 +18,8 @@ import numpy as np
 import ray
 
 from engine.cluster.batching import BatchingQueue
-from engine.cluster.process_stats import peak_rss_mb
 from engine.cluster.model_loader import ensure_model_available, load_classifier
+from engine.cluster.process_stats import peak_rss_mb
 from engine.config import EngineSettings
 from models.base import ModelInfo, check_confidences
 from models.taxonomy import Taxonomy

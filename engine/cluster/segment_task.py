@@ -100,4 +100,4 @@ def probe_remote(source: str) -> VideoProbe:
     return probe_video(source)
 
 
-__all__ = ["SegmentOutcome", "moderate_segment", "probe_remote", "unique_frames", "VideoError"]
+__all__ = ["SegmentOutcome", "VideoError", "moderate_segment", "probe_remote", "unique_frames"]

@@ -10,7 +10,7 @@ run, and its Timestamp the start.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from engine.results.detections import sort_by_timestamp
 from engine.results.types import Detection

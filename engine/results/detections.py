@@ -8,7 +8,7 @@ a child is never emitted without its parents).
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

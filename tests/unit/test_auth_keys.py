@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import stat
 import threading
+from pathlib import Path
 
 import botocore.session
 import pytest
-from pathlib import Path
 
 from engine.api.auth import AcceptAnyAuthenticator
 from engine.api.keys import (
