@@ -31,10 +31,11 @@ class InferenceActor:
     """Holds one classifier; `classify` may be called by many tasks at once."""
 
     def __init__(self, settings: EngineSettings) -> None:
-        if settings.torch_threads:
-            import torch
+        threads = inference_threads(settings)
+        settings = settings.replace(torch_threads=threads)
+        import torch
 
-            torch.set_num_threads(settings.torch_threads)
+        torch.set_num_threads(threads)
         self._classifier = load_classifier(settings)
         height, width = self._classifier.info.input_size
         self._queue = BatchingQueue(
@@ -58,6 +59,21 @@ class InferenceActor:
 
     async def stats(self) -> dict:
         return self._queue.stats.as_dict() | {"pid": os.getpid(), "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def inference_threads(settings: EngineSettings) -> int:
+    """Intra-op threads for the model: the setting, else every core this process may use.
+
+    Ray starts workers with OMP_NUM_THREADS=1 when they reserve no whole CPU, which would leave
+    torch on one thread; a CPU actor shares the node with the decoders, so it takes all cores
+    and lets the OS interleave them.
+    """
+    if settings.torch_threads:
+        return settings.torch_threads
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def actor_placement(settings: EngineSettings, cluster_resources: dict) -> tuple[int, dict]:
