@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import platform
-import random
 import socket
 import subprocess
 import sys
@@ -48,42 +47,21 @@ WARMUP_REQUESTS = 5
 
 
 def serve(data_dir: Path, port: int) -> None:
-    """The server subprocess: job system (scripted runner double) + API with security on."""
-    import contextlib as _contextlib
-
+    """The server subprocess: the real server app (security on) over a scripted runner double."""
     import uvicorn
 
-    from engine.api import build_app
-    from engine.api.security import open_api_security
-    from engine.api.settings import ApiSettings
     from engine.config import EngineSettings
-    from engine.jobs import open_job_system
     from engine.notify import NotifySettings
+    from engine.server import build_server_app
     from tests.doubles.scripted_runner import ScriptedRunnerDouble
 
-    settings = EngineSettings(data_dir=data_dir, max_concurrent_jobs=100_000)
+    settings = EngineSettings(
+        data_dir=data_dir, max_concurrent_jobs=100_000, api_start_rate_per_s=2000,
+        api_start_burst=2000, api_get_rate_per_s=5000, api_get_burst=5000,
+    )
     runner = ScriptedRunnerDouble(sample_interval_ms=settings.sample_interval_ms)
     notify = NotifySettings(sns_endpoint="http://127.0.0.1:9", max_attempts=1, timeout_s=1)
-    jobs = open_job_system(settings, lambda: runner, notify_settings=notify, worker_count=2)
-    limits = ApiSettings(
-        start_rate_per_s=2000, start_burst=2000, get_rate_per_s=5000, get_burst=5000
-    )
-    security = open_api_security(limits, data_dir)
-
-    @_contextlib.asynccontextmanager
-    async def lifespan(app):
-        jobs.start()
-        try:
-            yield
-        finally:
-            jobs.stop()
-
-    app = build_app(
-        jobs.service,
-        authenticator=security.authenticator,
-        lifespan=lifespan,
-        rate_limiter=security.rate_limiter,
-    )
+    app, _ = build_server_app(settings, lambda: runner, notify_settings=notify, worker_count=2)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -92,10 +70,8 @@ def seed(data_dir: Path) -> tuple[str, str, str]:
     from engine.api.keys import create_default_credentials, read_default_key
     from engine.jobs import JobStore, StartRequest
     from engine.results.detections import sort_detections
-    from engine.results.types import Detection
     from engine.storage.base import ObjectRef
-    from models.taxonomy import load_taxonomy
-    from tests.doubles.scripted_runner import write_script
+    from tests.doubles.scripted_runner import synthetic_detections, write_script
 
     create_default_credentials(data_dir / "credentials")
     key = read_default_key(data_dir / "credentials")
@@ -104,21 +80,7 @@ def seed(data_dir: Path) -> tuple[str, str, str]:
     request = StartRequest(ObjectRef("videos", "clip.json"), 50.0)
     store.create_job(BIG_JOB_ID, key.account, request, "7.0", 100)
     store.mark_running(BIG_JOB_ID)
-    taxonomy = load_taxonomy()
-    generator = random.Random(7)
-    rows = []
-    for number in range(BIG_JOB_DETECTIONS):
-        label = taxonomy.labels[number % len(taxonomy)]
-        rows.append(
-            Detection(
-                number // 10 * 100,
-                label.name,
-                taxonomy.parent_name(label),
-                label.level,
-                generator.uniform(50, 100),
-                label.index,
-            )
-        )
+    rows = synthetic_detections(BIG_JOB_DETECTIONS, seed=7)
     by_time = {"TIMESTAMPS": sort_detections(rows, "TIMESTAMP")}
     by_name = {"TIMESTAMPS": sort_detections(rows, "NAME")}
     store.complete_job(BIG_JOB_ID, by_time, by_name, retention_s=7 * 24 * 3600)

@@ -33,8 +33,11 @@ def build_server_app(
     runner_factory: RunnerFactory | None = None,
     notify_settings: NotifySettings | None = None,
     api_settings: ApiSettings | None = None,
+    worker_count: int | None = None,
 ) -> tuple[Starlette, JobSystem]:
     """The app and its job system; the job system starts (and resumes jobs) with the app.
+
+    `worker_count` bounds the job threads (default: one per allowed concurrent job).
 
     Authentication and rate limits come from `api_settings` (default: read from `settings`);
     `app.state.credentials_file` is the generated shared-credentials file for clients.
@@ -45,6 +48,7 @@ def build_server_app(
         settings,
         runner_factory or default_runner_factory(settings),
         notify_settings=notify_settings,
+        worker_count=worker_count,
     )
 
     @contextlib.asynccontextmanager

@@ -192,7 +192,7 @@ class JobStore:
                         )
                     return existing["job_id"], False
             active = connection.execute(
-                f"SELECT COUNT(*) FROM jobs WHERE state IN ({_placeholders(ACTIVE_STATES)})",
+                f"SELECT COUNT(*) FROM jobs WHERE state IN ({_sql_parameter_marks(ACTIVE_STATES)})",
                 [state.value for state in ACTIVE_STATES],
             ).fetchone()[0]
             if active >= max_active_jobs:
@@ -233,7 +233,7 @@ class JobStore:
         rows = (
             self._connection()
             .execute(
-                f"SELECT job_id FROM jobs WHERE state IN ({_placeholders(ACTIVE_STATES)}) ORDER BY created_ms",
+                f"SELECT job_id FROM jobs WHERE state IN ({_sql_parameter_marks(ACTIVE_STATES)}) ORDER BY created_ms",
                 [state.value for state in ACTIVE_STATES],
             )
             .fetchall()
@@ -340,19 +340,7 @@ class JobStore:
             connection.executemany(
                 "INSERT INTO segment_detections (job_id, seg_index, timestamp_ms, label_index, name,"
                 " parent_name, level, confidence) VALUES (?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        job_id,
-                        seg_index,
-                        d.timestamp_ms,
-                        d.label_index,
-                        d.name,
-                        d.parent_name,
-                        d.level,
-                        d.confidence,
-                    )
-                    for d in detections
-                ],
+                [(job_id, seg_index, *_label_columns(d)) for d in detections],
             )
             connection.execute(
                 "UPDATE segments SET done = 1, samples_json = ? WHERE job_id = ? AND seg_index = ?",
@@ -487,7 +475,8 @@ class JobStore:
         return [row["job_id"] for row in rows]
 
 
-def _placeholders(values: Sequence) -> str:
+def _sql_parameter_marks(values: Sequence) -> str:
+    """"?,?,?" for an IN (...) clause with one bound parameter per value."""
     return ",".join("?" * len(values))
 
 
@@ -499,19 +488,14 @@ def _result_rows(
         raise ValueError("both orders must hold the same detection objects")
     for position, d in enumerate(by_time):
         yield (
-            job_id,
-            aggregation_code,
-            position,
-            name_position[id(d)],
-            d.timestamp_ms,
-            d.label_index,
-            d.name,
-            d.parent_name,
-            d.level,
-            d.confidence,
-            d.start_ms,
-            d.end_ms,
+            job_id, aggregation_code, position, name_position[id(d)],
+            *_label_columns(d), d.start_ms, d.end_ms,
         )
+
+
+def _label_columns(d: Detection) -> tuple:
+    """A detection's columns shared by segment rows and result rows, in table order."""
+    return (d.timestamp_ms, d.label_index, d.name, d.parent_name, d.level, d.confidence)
 
 
 def _detection_from_row(row: sqlite3.Row) -> Detection:

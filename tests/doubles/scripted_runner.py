@@ -142,3 +142,20 @@ def scripted_job_system(
         settings, lambda: runner, notify_settings=notify_settings, worker_count=4
     )
     return jobs, runner, settings
+
+
+def synthetic_detections(count: int, seed: int) -> list:
+    """`count` TIMESTAMPS-mode detections cycling through every taxonomy label, ten per
+    100 ms timestamp, with seeded confidences in [50, 100): rows for paging and load tests."""
+    import random
+
+    from engine.results.types import Detection
+
+    taxonomy = load_taxonomy()
+    generator = random.Random(seed)
+    rows = []
+    for number in range(count):
+        label = taxonomy.labels[number % len(taxonomy)]
+        rows.append(Detection(number // 10 * 100, label.name, taxonomy.parent_name(label),
+                              label.level, generator.uniform(50, 100), label.index))
+    return rows

@@ -13,10 +13,10 @@ from engine.jobs import GetRequest, StartRequest
 from engine.jobs.tokens import PageQuery
 from engine.jobs.types import AGGREGATIONS, SORT_ORDERS
 from engine.results import aggregate_segments, build_detections, sort_detections
-from engine.results.types import Detection, FrameScores
+from engine.results.types import FrameScores
 from engine.storage.base import ObjectRef
 from models.taxonomy import load_taxonomy
-from tests.doubles.scripted_runner import write_script
+from tests.doubles.scripted_runner import synthetic_detections, write_script
 
 pytestmark = pytest.mark.integration
 
@@ -127,21 +127,7 @@ def test_a_page_of_a_100k_detection_job_is_served_fast(scripted_api):
         "f" * 64, "x", StartRequest(ObjectRef("videos", "rows.json"), 50.0), "7.0", 100
     )
     jobs.store.mark_running(job_id)
-    taxonomy = load_taxonomy()
-    generator = random.Random(3)
-    rows = []
-    for number in range(100_000):
-        label = taxonomy.labels[number % len(taxonomy)]
-        rows.append(
-            Detection(
-                number // 10 * 100,
-                label.name,
-                taxonomy.parent_name(label),
-                label.level,
-                generator.uniform(50, 100),
-                label.index,
-            )
-        )
+    rows = synthetic_detections(100_000, seed=3)
     by_time, by_name = sort_detections(rows, "TIMESTAMP"), sort_detections(rows, "NAME")
     jobs.store.complete_job(
         job_id, {"TIMESTAMPS": by_time}, {"TIMESTAMPS": by_name}, retention_s=3600
