@@ -96,31 +96,59 @@ class EngineSettings:
     """MinConfidence when a request gives none (0..100)."""
 
     host: str = "127.0.0.1"
+    """Address `modengine serve` listens on; non-loopback needs api_auth_enabled."""
     port: int = 8080
+    """Port `modengine serve` listens on."""
 
     max_concurrent_jobs: int = 20
+    """Jobs IN_PROGRESS at once (the real service: 20); more get LimitExceededException."""
     max_object_bytes: int = 10 * 1024**3
+    """Largest video object accepted (the real service: 10 GB); larger get VideoTooLarge."""
     max_duration_s: float = 6 * 3600
+    """Longest video accepted (the real service: 6 h); longer ones end FAILED."""
     result_retention_s: float = 7 * 24 * 3600
+    """How long finished jobs and their results are kept (the real service: 7 days)."""
+
+    max_image_bytes: int = 5 * 1024 * 1024
+    """DetectModerationLabels: largest Image.Bytes, raw (before base64); AWS: 5 MB. >= 1."""
+    max_image_object_bytes: int = 15 * 1024 * 1024
+    """DetectModerationLabels: largest Image.S3Object; AWS: 15 MB. >= 1."""
+    max_image_side_px: int = 10_000
+    """DetectModerationLabels: largest image width and height; AWS: 10,000 pixels. >= 1."""
+    max_image_pixels: int = 100_000_000
+    """DetectModerationLabels: largest width x height decoded (checked on the header, before
+    any pixel is); decoding takes about 6 bytes a pixel while it runs. >= 1."""
+    max_concurrent_image_decodes: int = 4
+    """DetectModerationLabels requests that decode at once (more wait), bounding the memory
+    that large images take on the API host. >= 1."""
 
     s3_endpoint: str | None = None
     """S3-compatible endpoint (host:port or URL); None uses the embedded local store."""
     s3_access_key: str | None = field(default=None, repr=False)
+    """Access key for s3_endpoint."""
     s3_secret_key: str | None = field(default=None, repr=False)
+    """Secret key for s3_endpoint (never printed)."""
     s3_secure: bool = False
+    """Use HTTPS for s3_endpoint."""
     s3_region: str = "us-east-1"
+    """Region used to sign S3 requests."""
 
     sns_endpoint: str | None = None
     """SNS-compatible endpoint URL for completion messages; None uses boto3's default."""
     sns_region: str | None = None
     """Region for SNS; None falls back to s3_region."""
     sns_access_key: str | None = field(default=None, repr=False)
+    """Access key for SNS; None uses boto3's usual credential chain."""
     sns_secret_key: str | None = field(default=None, repr=False)
+    """Secret key for SNS (never printed)."""
     webhooks: str | None = None
     """Topic ARN -> webhook URL: "ARN=URL,ARN=URL" or a JSON object."""
     notify_max_attempts: int = 5
+    """Deliveries tried per completion message (SNS publish or webhook POST)."""
     notify_initial_backoff_s: float = 0.5
+    """Wait before the first retry of a delivery; doubles after each failure."""
     notify_timeout_s: float = 10.0
+    """Timeout of one delivery attempt."""
     page_token_lifetime_s: float = 86400.0
     """How long a NextToken stays valid (the real service: 24 h)."""
 
@@ -142,6 +170,18 @@ class EngineSettings:
     """GetContentModeration calls/s per account; <= 0 means no limit."""
     api_get_burst: int = 1000
     """GetContentModeration calls an idle account may make at once, >= 1."""
+    api_detect_rate_per_s: float = 50.0
+    """DetectModerationLabels calls/s per account; <= 0 means no limit."""
+    api_detect_burst: int = 100
+    """DetectModerationLabels calls an idle account may make at once, >= 1."""
+
+    log_format: str = "text"
+    """Log lines of `modengine serve` and `modengine moderate -v`: "text" (for people) or "json"
+    (one object per line: time, level, logger, message, request_id, job_id, extra fields)."""
+    metrics_auth_enabled: bool = False
+    """Require a SigV4 signature (an API key) on GET /metrics. Off by default, as Prometheus
+    targets usually are: it serves aggregate counts only; keep the port on a private network
+    or turn this on. GET /healthz is never authenticated."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -165,6 +205,11 @@ class EngineSettings:
             problems.append("precision must be 'auto', 'fp32' or 'bf16'")
         if not 0 <= self.default_min_confidence <= 100:
             problems.append("default_min_confidence must be within 0..100")
+        image_limits = ("max_image_bytes", "max_image_object_bytes", "max_image_side_px",
+                        "max_image_pixels", "max_concurrent_image_decodes")
+        problems.extend(f"{name} must be >= 1" for name in image_limits if getattr(self, name) < 1)
+        if self.log_format not in ("text", "json"):
+            problems.append("log_format must be 'text' or 'json'")
         if problems:
             raise ValueError("invalid settings: " + "; ".join(problems))
 
