@@ -12,12 +12,12 @@ CONTENDERS = ("floor", "naive", "engine-accurate", "engine-keyframes")
 
 def render_markdown(report: dict) -> str:
     lines = [
-        f"Videos: H.264 {report['video_duration_s']} s, 30 fps, 2 s GOP, B-frames; "
+        (f"Videos: H.264 {report['video_duration_s']} s, 30 fps, 2 s GOP, B-frames; "
         f"1 sample per {report['sample_interval_ms']} ms; {report['machine']['cpus']} CPUs; "
-        f"measured {report['started']}{' (quick)' if report['quick'] else ''}.",
+        f"measured {report['started']}{' (quick)' if report['quick'] else ''}."),
         "",
-        "| video | floor (decode all) | naive | engine accurate | engine keyframes "
-        "| accurate vs floor | accurate vs naive | keyframes vs accurate | peak RSS worker / naive (MB) |",
+        ("| video | floor (decode all) | naive | engine accurate | engine keyframes "
+        "| accurate vs floor | accurate vs naive | keyframes vs accurate | peak RSS worker / naive (MB) |"),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, rows in report["videos"].items():
@@ -30,10 +30,10 @@ def render_markdown(report: dict) -> str:
     model, two = report["model_alone"], report["two_jobs"]
     lines += [
         "",
-        f"Model alone at batch {model['batch_size']}: {model['frames_per_s']:.1f} frames/s. "
+        (f"Model alone at batch {model['batch_size']}: {model['frames_per_s']:.1f} frames/s. "
         f"Two jobs together: {two['concurrent_s']:.1f} s vs {two['sequential_s']:.1f} s one after the "
         f"other ({two['speedup']:.2f}x); mean batch size {two['mean_batch_size_two_jobs']:.1f} "
-        f"(two jobs) vs {two['mean_batch_size_one_job']:.1f} (one job).",
+        f"(two jobs) vs {two['mean_batch_size_one_job']:.1f} (one job)."),
     ]
     return "\n".join(lines)
 

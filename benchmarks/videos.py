@@ -51,7 +51,7 @@ def _loop(base: Path, target: Path, duration_s: float) -> None:
         frame_ticks = int(1 / (in_stream.average_rate * in_stream.time_base))
         clip_ticks = max(p.pts for p in packets) - min(p.pts for p in packets) + frame_ticks
         clip_s = float(clip_ticks * in_stream.time_base)
-        repeats = max(1, int(round(duration_s / clip_s)))
+        repeats = max(1, round(duration_s / clip_s))
         for repeat in range(repeats):
             for packet in packets:
                 copy = av.Packet(bytes(packet))

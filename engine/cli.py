@@ -4,6 +4,9 @@
                             [--aggregate-by TIMESTAMPS|SEGMENTS] [--json]
     modengine serve [--host H] [--port P] [--data-dir D]
     modengine put LOCAL_FILE BUCKET/KEY [--data-dir D]
+    modengine jobs list [--state S] [--limit N] [--json] [--data-dir D]
+    modengine jobs show JOB_ID [--json] [--data-dir D]
+    modengine report JOB_ID [--data-dir D] [--output FILE] [--unblurred] [--url]
 
 Settings come from MODENGINE_* env vars and an optional TOML file (--config); flags win.
 """
@@ -18,10 +21,12 @@ import sys
 from pathlib import Path
 
 from engine.config import load_settings
+from engine.logs import configure_logging
 from models.base import NoModelInstalledError
 
 EXIT_NO_MODEL = 3
 EXIT_BAD_VIDEO = 4
+EXIT_NO_SUCH_JOB = 5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,14 +56,34 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("local_file", type=Path)
     put.add_argument("destination", metavar="BUCKET/KEY")
     put.add_argument("--data-dir", type=Path, default=None)
+
+    add_jobs_parser(commands)
+
+    report = commands.add_parser(
+        "report", help="write a job's HTML report (timeline, segments, blurred thumbnails)"
+    )
+    report.add_argument("job_id", metavar="JOB_ID")
+    report.add_argument("--data-dir", type=Path, default=None, help="the server's data directory")
+    report.add_argument("--output", "-o", type=Path, default=None,
+                        help="where to write the page (default ./JOB_ID.html)")
+    report.add_argument("--unblurred", action="store_true",
+                        help="show flagged frames unblurred (blurred by default)")
+    report.add_argument("--url", action="store_true",
+                        help="print a presigned link to the server's report instead")
+    report.add_argument("--endpoint", default=None,
+                        help="server URL for --url (default http://HOST:PORT from settings)")
+    report.add_argument("--expires", type=int, default=3600, metavar="SECONDS",
+                        help="lifetime of the --url link (1..604800)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    handlers = {"moderate": run_moderate, "serve": run_serve, "put": run_put}
+    # `serve` switches to INFO itself (engine/server.py); the format is the settings' log_format.
+    configure_logging(load_settings(args.config).log_format,
+                      logging.INFO if args.verbose else logging.WARNING)
+    handlers = {"moderate": run_moderate, "serve": run_serve, "put": run_put, "report": run_report,
+                "jobs": run_jobs}
     return handlers[args.command](args)
 
 
@@ -121,6 +146,55 @@ def run_put(args: argparse.Namespace) -> int:
         return 2
     version = put_object(settings, args.local_file, bucket, key)
     print(f"stored s3://{bucket}/{key}" + (f" (version {version})" if version else ""))
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from engine.report.command import ReportCommandError, report_link, write_report
+
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    try:
+        if args.url:
+            print(report_link(settings, args.job_id, args.endpoint, args.unblurred, args.expires))
+        else:
+            print(write_report(settings, args.job_id, args.output, args.unblurred))
+    except ReportCommandError as error:
+        print(f"modengine: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def add_jobs_parser(commands) -> None:
+    jobs = commands.add_parser("jobs", help="list and inspect the jobs in the job store")
+    actions = jobs.add_subparsers(dest="jobs_command", required=True)
+    listing = actions.add_parser("list", help="the newest jobs, newest first")
+    listing.add_argument("--state", choices=("SUBMITTED", "RUNNING", "SUCCEEDED", "FAILED"))
+    listing.add_argument("--limit", type=int, default=50, metavar="N", help="at most N jobs (50)")
+    show = actions.add_parser("show", help="everything the store holds about one job")
+    show.add_argument("job_id", metavar="JOB_ID")
+    for action in (listing, show):
+        action.add_argument("--json", action="store_true", help="print JSON")
+        action.add_argument("--data-dir", type=Path, default=None, help="the server's data directory")
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    from engine.jobs import inspection
+
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    try:
+        store = inspection.open_store(settings.data_dir)
+    except inspection.NoJobStoreError as error:
+        print(f"modengine: {error}", file=sys.stderr)
+        return 2
+    if args.jobs_command == "list":
+        summaries = inspection.list_jobs(store, args.state, max(1, args.limit))
+        print(json.dumps(summaries, indent=2) if args.json else inspection.render_list(summaries))
+        return 0
+    details = inspection.job_details(store, args.job_id)
+    if details is None:
+        print(f"modengine: no job {args.job_id} in {settings.data_dir}", file=sys.stderr)
+        return EXIT_NO_SUCH_JOB
+    print(json.dumps(details, indent=2) if args.json else inspection.render_details(details))
     return 0
 
 

@@ -101,7 +101,8 @@ class EngineSettings:
     """Port `modengine serve` listens on."""
 
     max_concurrent_jobs: int = 20
-    """Jobs IN_PROGRESS at once (the real service: 20); more get LimitExceededException."""
+    """Jobs one account may have IN_PROGRESS at once (the real service: 20); more get
+    LimitExceededException. The job threads of a server are this many too."""
     max_object_bytes: int = 10 * 1024**3
     """Largest video object accepted (the real service: 10 GB); larger get VideoTooLarge."""
     max_duration_s: float = 6 * 3600
@@ -219,7 +220,7 @@ class EngineSettings:
 
     @property
     def effective_decode_threads(self) -> int:
-        return self.decode_threads or max(1, int(round(self.segment_task_cpus)))
+        return self.decode_threads or max(1, round(self.segment_task_cpus))
 
     def replace(self, **changes: Any) -> EngineSettings:
         return dataclasses.replace(self, **changes)
@@ -262,9 +263,9 @@ def load_settings(
             if key not in known:
                 raise ValueError(f"unknown setting {key!r} in {toml_path}")
             values[key] = _coerce(key, raw, known[key])
-    for key in known:
+    for key, default in known.items():
         env_name = ENV_PREFIX + key.upper()
         if env_name in environ:
-            values[key] = _coerce(key, environ[env_name], known[key])
+            values[key] = _coerce(key, environ[env_name], default)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return EngineSettings(**values)

@@ -50,6 +50,15 @@ class VideoTooLargeException(ServiceError):
     """The video object is larger than the configured maximum."""
 
 
+class InvalidImageFormatException(ServiceError):
+    """DetectModerationLabels: the image is not a JPEG or PNG, or is damaged, truncated or empty."""
+
+
+class ImageTooLargeException(ServiceError):
+    """DetectModerationLabels: the image's bytes, its S3 object or its pixel dimensions are over
+    the configured limits (AWS: 5 MB raw, 15 MB in S3, 10,000 pixels a side)."""
+
+
 class ProvisionedThroughputExceededException(ServiceError):
     """The caller's account went over its configured request rate for an operation
     (engine/api/ratelimit.py); boto3 treats it as a throttling error and retries it."""

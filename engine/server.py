@@ -20,7 +20,11 @@ from engine.api.settings import ApiSettings
 from engine.config import EngineSettings
 from engine.jobs import JobSystem, default_runner_factory, open_job_system
 from engine.jobs.executor import RunnerFactory
+from engine.jobs.health import check_health
+from engine.logs import configure_logging
+from engine.metrics import EngineMetrics
 from engine.notify import NotifySettings
+from engine.report import JobReportBuilder
 from engine.storage import open_object_store
 
 log = logging.getLogger(__name__)
@@ -40,15 +44,18 @@ def build_server_app(
     `worker_count` bounds the job threads (default: one per allowed concurrent job).
 
     Authentication and rate limits come from `api_settings` (default: read from `settings`);
-    `app.state.credentials_file` is the generated shared-credentials file for clients.
+    `app.state.credentials_file` is the generated shared-credentials file for clients;
+    `app.state.metrics` the server's own metrics registry (GET /metrics).
     """
     api_settings = api_settings or ApiSettings.from_engine_settings(settings)
     security = open_api_security(api_settings, settings.data_dir)
+    metrics = EngineMetrics.for_settings(settings)
     jobs = open_job_system(
         settings,
         runner_factory or default_runner_factory(settings),
         notify_settings=notify_settings,
         worker_count=worker_count,
+        metrics=metrics,
     )
 
     @contextlib.asynccontextmanager
@@ -66,7 +73,12 @@ def build_server_app(
         lifespan=lifespan,
         rate_limiter=security.rate_limiter,
         max_body_bytes=security.max_body_bytes,
+        metrics=metrics,
+        health_check=lambda: check_health(jobs.store, jobs.executor),
+        metrics_auth_enabled=settings.metrics_auth_enabled,
+        report_builder=JobReportBuilder(settings, jobs.store, jobs.service.objects).for_account,
     )
+    app.state.metrics = metrics
     app.state.credentials_file = security.credentials_file
     app.state.auth_enabled = api_settings.auth_enabled
     return app, jobs
@@ -80,9 +92,7 @@ def serve(
     notify_settings: NotifySettings | None = None,
 ) -> None:
     """Run the API until interrupted; unfinished jobs resume at the next start."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_format, logging.INFO)
     app, _ = build_server_app(settings, runner_factory, notify_settings)
     host = host or settings.host
     port = settings.port if port is None else port
@@ -105,7 +115,8 @@ def serve(
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    # log_config=None: uvicorn's own warnings go through our handler (and format), not its own.
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, log_config=None)
 
 
 def put_object(

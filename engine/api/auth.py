@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import parse_qsl
 
 ANONYMOUS_ACCOUNT = "anonymous"
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
@@ -56,4 +57,14 @@ class AcceptAnyAuthenticator:
     def authenticate(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
     ) -> Caller:
-        return Caller(access_key_id=parse_access_key_id(headers.get("authorization")))
+        key_id = parse_access_key_id(headers.get("authorization")) or _query_access_key_id(path)
+        return Caller(access_key_id=key_id)
+
+
+def _query_access_key_id(target: str) -> str | None:
+    """The access key id of a presigned URL's X-Amz-Credential parameter, if any."""
+    _, _, query = target.partition("?")
+    for name, value in parse_qsl(query):
+        if name == "X-Amz-Credential":
+            return value.split("/")[0] or None
+    return None

@@ -98,13 +98,16 @@ class RateLimiter:
 
 
 def limiter_from_settings(api_settings, clock: Callable[[], float] = time.monotonic) -> RateLimiter:
-    """Start and Get limits from ApiSettings."""
+    """Start, Get and DetectModerationLabels limits from ApiSettings."""
     return RateLimiter(
         {
             "StartContentModeration": RateLimit(
                 api_settings.start_rate_per_s, api_settings.start_burst
             ),
             "GetContentModeration": RateLimit(api_settings.get_rate_per_s, api_settings.get_burst),
+            "DetectModerationLabels": RateLimit(
+                api_settings.detect_rate_per_s, api_settings.detect_burst
+            ),
         },
         clock=clock,
     )

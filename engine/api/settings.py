@@ -44,6 +44,12 @@ class ApiSettings:
     get_burst: int = 1000
     """GetContentModeration calls an idle account may make at once."""
 
+    detect_rate_per_s: float = 50.0
+    """DetectModerationLabels calls per second per account; <= 0 = no limit."""
+
+    detect_burst: int = 100
+    """DetectModerationLabels calls an idle account may make at once."""
+
     def __post_init__(self) -> None:
         if self.clock_skew_s <= 0:
             raise ValueError("api_clock_skew_s must be > 0")
@@ -51,6 +57,8 @@ class ApiSettings:
             raise ValueError("api_max_body_bytes must be >= 1024")
         if self.start_burst < 1 or self.get_burst < 1:
             raise ValueError("api_start_burst and api_get_burst must be >= 1")
+        if self.detect_burst < 1:
+            raise ValueError("api_detect_burst must be >= 1")
 
     @classmethod
     def from_engine_settings(cls, settings) -> ApiSettings:
@@ -66,4 +74,6 @@ class ApiSettings:
             start_burst=settings.api_start_burst,
             get_rate_per_s=settings.api_get_rate_per_s,
             get_burst=settings.api_get_burst,
+            detect_rate_per_s=settings.api_detect_rate_per_s,
+            detect_burst=settings.api_detect_burst,
         )

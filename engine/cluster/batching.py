@@ -28,6 +28,14 @@ class BatchingStats:
     frames: int = 0
     requests: int = 0
     busy_s: float = 0.0
+    batch_sizes: dict[int, int] = field(default_factory=dict)
+    """How many batches ran with each size (frames): the metrics' batch-size histogram."""
+
+    def record_batch(self, size: int, seconds: float) -> None:
+        self.batches += 1
+        self.frames += size
+        self.busy_s += seconds
+        self.batch_sizes[size] = self.batch_sizes.get(size, 0) + 1
 
     @property
     def mean_batch_size(self) -> float:
@@ -40,6 +48,7 @@ class BatchingStats:
             "requests": self.requests,
             "busy_s": round(self.busy_s, 4),
             "mean_batch_size": round(self.mean_batch_size, 3),
+            "batch_sizes": dict(self.batch_sizes),
         }
 
 
@@ -145,6 +154,11 @@ class BatchingQueue:
     def _queued_frames(self) -> int:
         return sum(len(piece.frames) for piece in self._pending)
 
+    @property
+    def queued_frames(self) -> int:
+        """Frames waiting for a batch (the queue depth the metrics report)."""
+        return self._queued_frames()
+
     def _take_batch(self) -> list[_Piece]:
         """Fill one batch exactly: the last caller's frames are split if they do not all fit,
         so frames of concurrent callers pack into full batches."""
@@ -189,7 +203,5 @@ class BatchingQueue:
         outputs = np.asarray(outputs)
         if outputs.shape[0] != frames.shape[0]:
             raise ValueError(f"batch function returned {outputs.shape[0]} rows for {frames.shape[0]} frames")
-        self.stats.batches += 1
-        self.stats.frames += len(frames)
-        self.stats.busy_s += time.perf_counter() - started
+        self.stats.record_batch(len(frames), time.perf_counter() - started)
         return outputs

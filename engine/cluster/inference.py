@@ -58,7 +58,11 @@ class InferenceActor:
         return self._classifier.taxonomy, self._classifier.info
 
     async def stats(self) -> dict:
-        return self._queue.stats.as_dict() | {"pid": os.getpid(), "peak_rss_mb": round(peak_rss_mb(), 1)}
+        return self._queue.stats.as_dict() | {
+            "pid": os.getpid(),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "queued_frames": self._queue.queued_frames,
+        }
 
 
 def inference_threads(settings: EngineSettings) -> int:
@@ -113,8 +117,9 @@ class InferencePool:
         """The other actors of the pool: where a task sends its frames if `actor` dies."""
         return [other for other in self.actors if other is not actor]
 
-    def stats(self) -> list[dict]:
-        return ray.get([actor.stats.remote() for actor in self.actors])
+    def stats(self, timeout_s: float | None = None) -> list[dict]:
+        """Each actor's batching figures; raises ray's GetTimeoutError after `timeout_s`."""
+        return ray.get([actor.stats.remote() for actor in self.actors], timeout=timeout_s)
 
     def shutdown(self) -> None:
         for actor in self.actors:

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -58,6 +59,8 @@ class ModerationResult:
     model_info: ModelInfo
     frame_count: int
     outcomes: list[SegmentOutcome]
+    decode_mode: str = "accurate"
+    """How the frames were picked ("accurate" or "keyframes"), recorded with the result."""
 
 
 class VideoModerationRunner:
@@ -124,6 +127,13 @@ class VideoModerationRunner:
     def model_info(self) -> ModelInfo:
         return self.pool.model_info
 
+    def inference_stats(self, timeout_s: float) -> list[dict] | None:
+        """Each inference actor's batching figures (for metrics), or None while no pool exists:
+        asking never starts Ray or builds the pool. Raises ray's GetTimeoutError after
+        `timeout_s`."""
+        pool = self._pool
+        return None if pool is None else pool.stats(timeout_s=timeout_s)
+
     def shutdown(self, drain_timeout_s: float = 10.0) -> None:
         """Stop running segment loops (waiting up to `drain_timeout_s` for them to let go), then
         kill the pool and the Ray this runner started. The runner cannot be used afterwards."""
@@ -169,7 +179,29 @@ class VideoModerationRunner:
                 )
 
     def plan(self, probe: VideoProbe) -> list[Segment]:
-        return plan_segments(probe, int(round(self.settings.segment_length_s * 1000)))
+        return plan_segments(probe, round(self.settings.segment_length_s * 1000))
+
+    def classify_frames(self, frames: np.ndarray) -> np.ndarray:
+        """Scores (N, labels) of ready-made uint8 frames (N, H, W, 3) at the model's input size,
+        from the same inference pool, batched with every running job's frames (images use it).
+
+        Counted as a run, so `shutdown` waits for it; an actor that dies mid-call is restarted
+        and the call re-sent by Ray (the pool's max_task_retries).
+        """
+        with self._runs_changed:
+            if self._stopping.is_set():
+                raise RunnerStoppedError("the engine is shutting down")
+            self._active_runs += 1
+        try:
+            actor = self.pool.pick()
+            try:
+                return ray.get(actor.classify.remote(frames))
+            except ray.exceptions.RayError as error:
+                raise _unwrap(error) from error
+        finally:
+            with self._runs_changed:
+                self._active_runs -= 1
+                self._runs_changed.notify_all()
 
     def run_segments(
         self,
@@ -301,23 +333,45 @@ class VideoModerationRunner:
 
         if on_progress:
             on_progress(0, len(segments))
+        decode_mode = decode_mode or self.settings.decode_mode
         outcomes = self.run_segments(source, probe, segments, collect, decode_mode=decode_mode)
-        scores.sort(key=lambda frame: frame.timestamp_ms)
-        detections = build_detections(self.taxonomy, scores, min_confidence)
-        if aggregate_by == "SEGMENTS":
-            detections = aggregate_segments(
-                detections,
-                self.settings.sample_interval_ms,
-                sample_timestamps_ms=[frame.timestamp_ms for frame in scores],
-                video_end_ms=probe.metadata.duration_ms,
-            )
-        return ModerationResult(
-            metadata=probe.metadata,
-            detections=sort_detections(detections, sort_by),
-            model_info=self.model_info,
-            frame_count=len(scores),
-            outcomes=outcomes,
+        return result_from_scores(
+            scores, probe.metadata, self.taxonomy, self.model_info, self.settings,
+            min_confidence, sort_by, aggregate_by, outcomes, decode_mode,
         )
+
+
+def result_from_scores(
+    scores: list[FrameScores],
+    metadata: VideoMetadata,
+    taxonomy: Taxonomy,
+    model_info: ModelInfo,
+    settings: EngineSettings,
+    min_confidence: float,
+    sort_by: str = "TIMESTAMP",
+    aggregate_by: str = "TIMESTAMPS",
+    outcomes: list[SegmentOutcome] | None = None,
+    decode_mode: str | None = None,
+) -> ModerationResult:
+    """One video's frame scores (any order) -> its sorted, aggregated result. `moderate` and
+    batch moderation (engine/batch) both end here, so they yield identical detections."""
+    scores = sorted(scores, key=lambda frame: frame.timestamp_ms)
+    detections = build_detections(taxonomy, scores, min_confidence)
+    if aggregate_by == "SEGMENTS":
+        detections = aggregate_segments(
+            detections,
+            settings.sample_interval_ms,
+            sample_timestamps_ms=[frame.timestamp_ms for frame in scores],
+            video_end_ms=metadata.duration_ms,
+        )
+    return ModerationResult(
+        metadata=metadata,
+        detections=sort_detections(detections, sort_by),
+        model_info=model_info,
+        frame_count=len(scores),
+        outcomes=outcomes or [],
+        decode_mode=decode_mode or settings.decode_mode,
+    )
 
 
 def _segment_placement(task_cpus: float) -> Callable[[int], object]:

@@ -22,6 +22,7 @@ from engine.jobs.types import (
     ResultPage,
     StartRequest,
 )
+from engine.metrics import EngineMetrics
 from engine.notify import CompletionNotifier, NotifySettings
 from engine.storage import ObjectStore, open_object_store
 
@@ -50,19 +51,29 @@ def open_job_system(
     objects: ObjectStore | None = None,
     notify_settings: NotifySettings | None = None,
     worker_count: int | None = None,
+    metrics: EngineMetrics | None = None,
 ) -> JobSystem:
-    """Open the store under settings.data_dir and wire service, executor and notifier together."""
+    """Open the store under settings.data_dir and wire service, executor and notifier together.
+
+    `metrics` (one per server) is counted into by the executor and reads jobs by state from the
+    store and the inference pool's figures from the executor's runner at scrape time."""
     store = JobStore(settings.data_dir / DATABASE_FILE)
     objects = objects or open_object_store(settings)
     notifier = CompletionNotifier(notify_settings or NotifySettings.from_engine_settings(settings))
     executor = JobExecutor(
-        settings, store, objects, runner_factory, notifier, worker_count=worker_count
+        settings, store, objects, runner_factory, notifier, worker_count=worker_count,
+        metrics=metrics,
     )
+    if metrics is not None:
+        metrics.watch_jobs(store.count_jobs_by_state)
+        metrics.watch_inference(executor.inference_stats)
     tokens = PageTokenCodec(
         load_or_create_secret(settings.data_dir / TOKEN_SECRET_FILE),
         lifetime_s=float(settings.page_token_lifetime_s),
     )
-    service = ModerationService(settings, store, objects, tokens, submit_job=executor.submit)
+    service = ModerationService(
+        settings, store, objects, tokens, submit_job=executor.submit, runner=executor.runner
+    )
     return JobSystem(service=service, executor=executor, store=store)
 
 

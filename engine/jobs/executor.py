@@ -14,12 +14,14 @@ import queue
 import threading
 from collections.abc import Callable
 
+from engine import logs
 from engine.cluster.failures import ClusterFailure, describe_exception
 from engine.config import EngineSettings
 from engine.errors import ServiceError
 from engine.jobs.pipeline import SegmentRunner, process_job
 from engine.jobs.store import JobStore, now_ms
-from engine.jobs.types import JobRecord
+from engine.jobs.types import JobRecord, JobState
+from engine.metrics import EngineMetrics
 from engine.notify import CompletionNotifier, completion_message
 from engine.storage.base import ObjectStore
 from engine.video.types import VideoError
@@ -41,8 +43,10 @@ class JobExecutor:
         runner_factory: RunnerFactory,
         notifier: CompletionNotifier | None,
         worker_count: int | None = None,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.store = store
         self.objects = objects
         self._runner_factory = runner_factory
@@ -86,6 +90,18 @@ class JobExecutor:
                 finally:
                     self._runner = None
 
+    def workers_alive(self) -> tuple[int, int]:
+        """(alive, expected) job threads; expected is 0 before start() and after stop()."""
+        if self._stopping.is_set():
+            return 0, 0
+        return sum(thread.is_alive() for thread in self._threads), len(self._threads)
+
+    def inference_stats(self, timeout_s: float) -> list[dict] | None:
+        """The runner's inference-actor figures for metrics; None while no runner exists (a
+        metrics scrape must never be what builds the runner and starts Ray)."""
+        stats = getattr(self._runner, "inference_stats", None)
+        return None if stats is None else stats(timeout_s)
+
     def wait_idle(self, timeout_s: float) -> bool:
         """For tests and the demo: block until no job is queued or running."""
         with self._idle:
@@ -107,7 +123,8 @@ class JobExecutor:
                 elif kind == "run":
                     self.run_job(job_id)
                 else:
-                    self.notify(job_id)
+                    with logs.bound(logs.job_id, job_id):
+                        self.notify(job_id)
             except Exception:  # a worker thread must outlive any bug in one job
                 log.exception("job worker failed on %s", item)
             finally:
@@ -138,7 +155,8 @@ class JobExecutor:
                 return self.store.get_job(job_id)
             self._claimed.add(job_id)
         try:
-            return self._run_claimed_job(job_id)
+            with logs.bound(logs.job_id, job_id):
+                return self._run_claimed_job(job_id)
         finally:
             with self._claims_lock:
                 self._claimed.discard(job_id)
@@ -147,8 +165,12 @@ class JobExecutor:
         job = self.store.get_job(job_id)
         if job is None or job.state.is_terminal:
             return job
+        if self.metrics is not None:
+            self.metrics.job_started()
         try:
-            job = process_job(job, self.store, self.objects, self.runner(), self.settings)
+            job = process_job(
+                job, self.store, self.objects, self.runner(), self.settings, self.metrics
+            )
         except Exception as error:  # noqa: BLE001 - any failure inside a job becomes FAILED
             if self._stopping.is_set():
                 log.info("job %s interrupted by shutdown (%s); it resumes at the next start",
@@ -158,6 +180,11 @@ class JobExecutor:
                 job_id, failure_message(error), self.settings.result_retention_s
             )
             log.warning("job %s failed: %s", job_id, job.status_message)
+            if self.metrics is not None:
+                self.metrics.job_failed(failure_kind(error))
+        else:
+            if self.metrics is not None and job.state is JobState.SUCCEEDED:
+                self.metrics.job_succeeded()
         self.notify(job_id)
         return job
 
@@ -185,6 +212,18 @@ class JobExecutor:
 
 class ExecutorStoppedError(RuntimeError):
     """A job asked for the runner after stop(); it stays RUNNING for the next start."""
+
+
+def failure_kind(error: BaseException) -> str:
+    """A short, bounded name for what failed a job (the metrics' error type): the error code
+    of a contract error, else video / cluster / internal, as failure_message tells them apart."""
+    if isinstance(error, VideoError):
+        return "video"
+    if isinstance(error, ServiceError):
+        return error.code
+    if isinstance(error, ClusterFailure):
+        return "cluster"
+    return "internal"
 
 
 def failure_message(error: BaseException) -> str:

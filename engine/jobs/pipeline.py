@@ -12,9 +12,12 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
+
 from engine.config import EngineSettings
 from engine.jobs.store import JobStore
 from engine.jobs.types import JobRecord
+from engine.metrics import EngineMetrics
 from engine.results import aggregate_segments, build_detections, sort_by_name, sort_by_timestamp
 from engine.results.types import FrameScores
 from engine.storage.base import ObjectStore
@@ -34,8 +37,15 @@ class SegmentRunner(Protocol):
     def plan(self, probe: VideoProbe) -> list[Segment]: ...
 
     def run_segments(
-        self, source: str, probe: VideoProbe, segments: Sequence[Segment], on_segment_done
+        self,
+        source: str,
+        probe: VideoProbe,
+        segments: Sequence[Segment],
+        on_segment_done,
+        decode_mode: str | None = None,
     ) -> None: ...
+
+    def classify_frames(self, frames: np.ndarray) -> np.ndarray: ...
 
     def shutdown(self) -> None: ...
 
@@ -50,8 +60,12 @@ def process_job(
     objects: ObjectStore,
     runner: SegmentRunner,
     settings: EngineSettings,
+    metrics: EngineMetrics | None = None,
 ) -> JobRecord:
-    """Run (or resume) a job to SUCCEEDED; raises on any failure so the caller records FAILED."""
+    """Run (or resume) a job to SUCCEEDED; raises on any failure so the caller records FAILED.
+
+    `metrics` counts each finished segment and its classified frames as the runner reports it.
+    """
     store.mark_running(job.job_id)
     source = objects.source_for(job.video)
     probe = runner.probe(source)
@@ -67,8 +81,12 @@ def process_job(
             store.save_segment_result(
                 job.job_id, segment.index, [s.timestamp_ms for s in scores], detections
             )
+            if metrics is not None:
+                metrics.segment_done(len(scores))
 
-        runner.run_segments(source, probe, pending, on_segment_done=on_segment_done)
+        runner.run_segments(
+            source, probe, pending, on_segment_done=on_segment_done, decode_mode=job.decode_mode
+        )
     missing = store.pending_segments(job.job_id)
     if missing:
         raise VideoError(

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     status_message TEXT,
     metadata_json TEXT,
     model_version TEXT NOT NULL,
+    decode_mode TEXT NOT NULL DEFAULT 'accurate',
     created_ms INTEGER NOT NULL,
     finished_ms INTEGER,
     expires_ms INTEGER,
@@ -128,6 +129,16 @@ class JobStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._connection().executescript(_SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Bring a store written by an earlier version up to this schema (columns only grow)."""
+        connection = self._connection()
+        columns = {row["name"] for row in connection.execute("PRAGMA table_info(jobs)")}
+        if "decode_mode" not in columns:
+            connection.execute(
+                "ALTER TABLE jobs ADD COLUMN decode_mode TEXT NOT NULL DEFAULT 'accurate'"
+            )
 
     # -- connections -------------------------------------------------------------------------
 
@@ -171,11 +182,12 @@ class JobStore:
         request: StartRequest,
         model_version: str,
         max_active_jobs: int,
+        decode_mode: str = "accurate",
     ) -> tuple[str, bool]:
         """Record a new SUBMITTED job, or return the job an earlier identical start created.
 
         Returns (job_id, created). Raises IdempotentParameterMismatchException when the token
-        was used with other parameters, LimitExceededException when too many jobs are active.
+        was used with other parameters, LimitExceededException when the account has too many jobs active.
         """
         fingerprint = request.fingerprint()
         with self._transaction() as connection:
@@ -191,19 +203,22 @@ class JobStore:
                             "with different parameters"
                         )
                     return existing["job_id"], False
+            # Per account, as the real service counts its concurrent-job quota.
             active = connection.execute(
-                f"SELECT COUNT(*) FROM jobs WHERE state IN ({_sql_parameter_marks(ACTIVE_STATES)})",
-                [state.value for state in ACTIVE_STATES],
+                "SELECT COUNT(*) FROM jobs WHERE account = ? AND state IN"
+                f" ({_sql_parameter_marks(ACTIVE_STATES)})",
+                [account, *(state.value for state in ACTIVE_STATES)],
             ).fetchone()[0]
             if active >= max_active_jobs:
                 raise LimitExceededException(
-                    f"{active} jobs are in progress; at most {max_active_jobs} may run at once"
+                    f"{active} jobs of this account are in progress; at most {max_active_jobs}"
+                    " may run at once"
                 )
             channel = request.notification_channel
             connection.execute(
                 "INSERT INTO jobs (job_id, account, client_token, fingerprint, bucket, object_key,"
                 " object_version, min_confidence, sns_topic_arn, role_arn, job_tag, state,"
-                " model_version, created_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " model_version, decode_mode, created_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     job_id,
                     account,
@@ -218,6 +233,7 @@ class JobStore:
                     request.job_tag,
                     JobState.SUBMITTED.value,
                     model_version,
+                    decode_mode,
                     now_ms(),
                 ),
             )
@@ -374,6 +390,29 @@ class JobStore:
             samples.extend(json.loads(row["samples_json"] or "[]"))
         return detections, sorted(set(samples))
 
+    def sample_timestamps(self, job_id: str) -> list[int]:
+        """Every sampled frame's timestamp of the finished segments, ascending (kept after the
+        job completes, unlike segment_detections): the report's timeline x axis."""
+        samples: set[int] = set()
+        for row in self._connection().execute(
+            "SELECT samples_json FROM segments WHERE job_id = ? AND done = 1", (job_id,)
+        ):
+            samples.update(json.loads(row["samples_json"] or "[]"))
+        return sorted(samples)
+
+    def segment_progress(self, job_id: str) -> tuple[int, int]:
+        """(finished, planned) segments of a job; (0, 0) before its plan is stored."""
+        row = (
+            self._connection()
+            .execute(
+                "SELECT COALESCE(SUM(done), 0) AS done, COUNT(*) AS total FROM segments"
+                " WHERE job_id = ?",
+                (job_id,),
+            )
+            .fetchone()
+        )
+        return int(row["done"]), int(row["total"])
+
     # -- results -----------------------------------------------------------------------------
 
     def complete_job(
@@ -413,6 +452,56 @@ class JobStore:
             .fetchall()
         )
         return [_detection_from_row(row) for row in rows]
+
+    # -- inspection (metrics, health, `modengine jobs`) -------------------------------------------
+
+    def count_jobs_by_state(self) -> dict[str, int]:
+        """Jobs per state, every state present (0 when none): one scan of the state index."""
+        counts = {state.value: 0 for state in JobState}
+        for row in self._connection().execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state"):
+            counts[row["state"]] = row["n"]
+        return counts
+
+    def list_jobs(self, state: JobState | None = None, limit: int = 50) -> list[JobRecord]:
+        """The newest `limit` jobs (optionally of one state), newest first."""
+        where, parameters = ("WHERE state = ?", [state.value]) if state else ("", [])
+        rows = self._connection().execute(
+            f"SELECT * FROM jobs {where} ORDER BY created_ms DESC, job_id LIMIT ?",
+            [*parameters, int(limit)],
+        ).fetchall()
+        return [_job_from_row(row) for row in rows]
+
+    def segment_rows(self, job_id: str) -> list[dict]:
+        """The stored plan with per-segment progress: index, start_ms, stop_ms, done, samples."""
+        rows = self._connection().execute(
+            "SELECT seg_index, start_ms, stop_ms, done, samples_json FROM segments"
+            " WHERE job_id = ? ORDER BY seg_index",
+            (job_id,),
+        ).fetchall()
+        return [
+            {
+                "index": row["seg_index"],
+                "start_ms": row["start_ms"],
+                "stop_ms": row["stop_ms"],
+                "done": bool(row["done"]),
+                "samples": len(json.loads(row["samples_json"] or "[]")),
+            }
+            for row in rows
+        ]
+
+    def detection_count(self, job_id: str) -> int:
+        """Detections of a job so far: final TIMESTAMPS rows once it succeeded, else the rows
+        its finished segments stored (ancestor labels included in both)."""
+        connection = self._connection()
+        final = connection.execute(
+            "SELECT COUNT(*) FROM results WHERE job_id = ? AND aggregation = ?",
+            (job_id, AGGREGATION_CODES["TIMESTAMPS"]),
+        ).fetchone()[0]
+        if final:
+            return final
+        return connection.execute(
+            "SELECT COUNT(*) FROM segment_detections WHERE job_id = ?", (job_id,)
+        ).fetchone()[0]
 
     # -- retention ------------------------------------------------------------------------------
 
@@ -524,6 +613,7 @@ def _job_from_row(row: sqlite3.Row) -> JobRecord:
         state=JobState(row["state"]),
         created_ms=row["created_ms"],
         model_version=row["model_version"],
+        decode_mode=row["decode_mode"],
         client_request_token=row["client_token"],
         notification_channel=channel,
         job_tag=row["job_tag"],

@@ -100,6 +100,9 @@ class JobRecord:
     state: JobState
     created_ms: int
     model_version: str
+    decode_mode: str = "accurate"
+    """The decode mode chosen when the job was accepted; a resumed job keeps it even if the
+    server's setting changed meanwhile, so its segments are all decoded one way."""
     client_request_token: str | None = None
     notification_channel: NotificationChannel | None = None
     job_tag: str | None = None

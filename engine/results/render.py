@@ -18,6 +18,8 @@ def moderation_response(result, settings: EngineSettings, sort_by: str, aggregat
         "ModerationModelVersion": settings.model_version,
         "GetRequestMetadata": {"SortBy": sort_by, "AggregateBy": aggregate_by},
         "ModelInfo": {"Name": result.model_info.name, "Version": result.model_info.version},
+        # Not a Rekognition member (boto3 ignores it): how the sampled frames were picked.
+        "DecodeMode": result.decode_mode,
     }
 
 
@@ -25,10 +27,10 @@ def render_table(response: dict, model_info: ModelInfo) -> str:
     """A readable summary: video facts, then one line per detection."""
     meta = response["VideoMetadata"]
     lines = [
-        f"video: {meta['Format']}, {meta['Codec']}, {meta['FrameWidth']}x{meta['FrameHeight']}, "
-        f"{meta['FrameRate']:.3f} fps, {meta['DurationMillis'] / 1000:.1f} s, {meta['ColorRange']} range",
-        f"model: {model_info.name} {model_info.version} "
-        f"(ModerationModelVersion {response['ModerationModelVersion']})",
+        (f"video: {meta['Format']}, {meta['Codec']}, {meta['FrameWidth']}x{meta['FrameHeight']}, "
+        f"{meta['FrameRate']:.3f} fps, {meta['DurationMillis'] / 1000:.1f} s, {meta['ColorRange']} range"),
+        (f"model: {model_info.name} {model_info.version} "
+        f"(ModerationModelVersion {response['ModerationModelVersion']})"),
         "",
     ]
     labels = response["ModerationLabels"]

@@ -6,7 +6,7 @@ A leaf: it knows buckets, keys and versions, nothing about jobs, Ray or HTTP req
 from __future__ import annotations
 
 from engine.config import EngineSettings
-from engine.storage.base import ObjectInfo, ObjectRef, ObjectStore
+from engine.storage.base import ObjectEntry, ObjectInfo, ObjectRef, ObjectStore
 from engine.storage.local import LocalObjectStore
 from engine.storage.s3 import MinioObjectStore
 
@@ -27,6 +27,7 @@ def open_object_store(settings: EngineSettings) -> ObjectStore:
 __all__ = [
     "LocalObjectStore",
     "MinioObjectStore",
+    "ObjectEntry",
     "ObjectInfo",
     "ObjectRef",
     "ObjectStore",

@@ -31,6 +31,16 @@ class ObjectInfo:
     version: str | None
 
 
+@dataclass(frozen=True)
+class ObjectEntry:
+    """One object found by `list_objects`: its key, size and a change marker."""
+
+    key: str
+    size_bytes: int
+    etag: str
+    """The S3 ETag (changes when the content does); the local store uses mtime and size."""
+
+
 class ObjectStore(Protocol):
     def stat(self, ref: ObjectRef) -> ObjectInfo:
         """Size and version; raises InvalidS3ObjectException if missing or unreadable."""
@@ -42,4 +52,19 @@ class ObjectStore(Protocol):
 
     def put_file(self, local_path: Path, bucket: str, key: str) -> str | None:
         """Store a local file (creating the bucket if needed); returns the new version id."""
+        ...
+
+    def list_objects(self, bucket: str, prefix: str = "") -> list[ObjectEntry]:
+        """Every object whose key starts with `prefix`, recursively, sorted by key (batch
+        moderation lists its input this way); raises InvalidS3ObjectException for no bucket."""
+        ...
+
+    def get_bytes(self, ref: ObjectRef) -> bytes:
+        """A small object's whole content (a stored result document, never a video)."""
+        ...
+
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "application/json"
+    ) -> str | None:
+        """Store a small document (creating the bucket if needed); returns the version id."""
         ...

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from engine.errors import InvalidS3ObjectException
-from engine.storage.base import ObjectInfo, ObjectRef
+from engine.storage.base import ObjectEntry, ObjectInfo, ObjectRef
 
 UNVERSIONED = "null"
 
@@ -45,6 +45,32 @@ class LocalObjectStore:
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
         os.close(handle)
         shutil.copyfile(local_path, temporary)
+        os.replace(temporary, target)
+        return None
+
+    def list_objects(self, bucket: str, prefix: str = "") -> list[ObjectEntry]:
+        bucket_dir = self.root / bucket
+        if bucket in ("", ".", "..") or "/" in bucket or not bucket_dir.is_dir():
+            raise InvalidS3ObjectException(f"Bucket {bucket!r} does not exist")
+        found = []
+        for path in bucket_dir.rglob("*"):
+            key = path.relative_to(bucket_dir).as_posix()
+            if path.is_file() and key.startswith(prefix) and not path.name.startswith(".upload-"):
+                info = path.stat()
+                found.append(ObjectEntry(key, info.st_size, f"{info.st_mtime_ns:x}-{info.st_size:x}"))
+        return sorted(found, key=lambda entry: entry.key)
+
+    def get_bytes(self, ref: ObjectRef) -> bytes:
+        return self._existing_path(ref).read_bytes()
+
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "application/json"
+    ) -> str | None:
+        target = self._path(ObjectRef(bucket, key))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
         os.replace(temporary, target)
         return None
 

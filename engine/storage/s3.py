@@ -6,6 +6,7 @@ through a presigned GET URL (honouring the version), so the API process never do
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -15,7 +16,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from engine.errors import InternalServerError, InvalidS3ObjectException
-from engine.storage.base import ObjectInfo, ObjectRef
+from engine.storage.base import ObjectEntry, ObjectInfo, ObjectRef
 
 PRESIGNED_URL_LIFETIME = timedelta(hours=24)
 """Long enough for the longest video a worker may still be decoding."""
@@ -81,6 +82,38 @@ class MinioObjectStore:
             self.client.make_bucket(bucket)
         written = self.client.fput_object(
             bucket, key, str(local_path), content_type="video/mp4", part_size=SINGLE_PUT_PART_BYTES
+        )
+        return written.version_id
+
+    def list_objects(self, bucket: str, prefix: str = "") -> list[ObjectEntry]:
+        try:
+            found = [
+                ObjectEntry(item.object_name, int(item.size or 0), (item.etag or "").strip('"'))
+                for item in self.client.list_objects(bucket, prefix=prefix, recursive=True)
+                if not item.is_dir
+            ]
+        except S3Error as error:
+            raise self._translate(ObjectRef(bucket, prefix), error) from None
+        return sorted(found, key=lambda entry: entry.key)
+
+    def get_bytes(self, ref: ObjectRef) -> bytes:
+        try:
+            response = self.client.get_object(ref.bucket, ref.key, version_id=ref.version)
+        except S3Error as error:
+            raise self._translate(ref, error) from None
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "application/json"
+    ) -> str | None:
+        if not self.client.bucket_exists(bucket):
+            self.client.make_bucket(bucket)
+        written = self.client.put_object(
+            bucket, key, io.BytesIO(data), len(data), content_type=content_type
         )
         return written.version_id
 

@@ -41,16 +41,21 @@ def write_script(
 
 
 class ScriptedRunnerDouble:
-    """Implements probe / plan / run_segments / shutdown over scripted JSON videos."""
+    """Implements probe / plan / run_segments / classify_frames / shutdown over scripted JSON
+    videos (and, for images, the colour test double)."""
 
     def __init__(self, sample_interval_ms: int = 1000, segment_ms: int = 4000) -> None:
         self.sample_interval_ms = sample_interval_ms
         self.segment_ms = segment_ms
+        self.decode_modes: list[str | None] = []
+        """The decode_mode of each run_segments call, in order."""
         self.taxonomy = load_taxonomy()
         self.model_info = ModelInfo(
             name="scripted-runner-double", version="test", input_size=(8, 8)
         )
         self.segments_run: list[int] = []
+        self.frames_classified: list[np.ndarray] = []
+        """Every frame batch classify_frames was given (images), for tests to inspect."""
         self.shut_down = False
         self.entered = threading.Event()
         """Set when run_segments starts: lets a test act while a job is mid-flight."""
@@ -88,7 +93,9 @@ class ScriptedRunnerDouble:
         probe: VideoProbe,
         segments: Sequence[Segment],
         on_segment_done: Callable[[Segment, list[FrameScores]], None],
+        decode_mode: str | None = None,
     ) -> None:
+        self.decode_modes.append(decode_mode)
         script = self._script(source)
         self.entered.set()
         for number, segment in enumerate(segments):
@@ -99,6 +106,14 @@ class ScriptedRunnerDouble:
                 raise VideoError(script["fail"])
             self.segments_run.append(segment.index)
             on_segment_done(segment, self._scores(script, segment))
+
+    def classify_frames(self, frames: np.ndarray) -> np.ndarray:
+        """Images (DetectModerationLabels) are scored by the colour test double: the dominant
+        colour of a frame's top quarter decides its one label (tests/doubles/colour_classifier)."""
+        from tests.doubles.colour_classifier import ColourTestDoubleClassifier
+
+        self.frames_classified.append(np.array(frames, copy=True))
+        return ColourTestDoubleClassifier().classify(frames)
 
     def shutdown(self) -> None:
         self.shut_down = True

@@ -19,7 +19,7 @@ def run_cli(*args, env_extra=None, timeout=180):
     environment.update(env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "engine.cli", *args],
-        capture_output=True, text=True, timeout=timeout, env=environment,
+        capture_output=True, text=True, timeout=timeout, env=environment, check=False,
     )
 
 

@@ -3,6 +3,7 @@ several containers, codecs and frame rates, whatever the segment length or actor
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 
 import pytest
@@ -50,7 +51,7 @@ def observed(result) -> list[tuple]:
 
 def max_frame_interval_ms(truth) -> int:
     times = truth.frame_times_ms
-    return max(b - a for a, b in zip(times, times[1:]))
+    return max(b - a for a, b in itertools.pairwise(times))
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +62,12 @@ def runner(ray_session, test_double_model):
 
 
 VARIANTS = {
-    "mp4-h264": dict(suffix=".mp4", codec="h264"),
-    "mov-h264": dict(suffix=".mov", codec="h264"),
-    "mp4-hevc": dict(suffix=".mp4", codec="hevc"),
-    "mov-hevc": dict(suffix=".mov", codec="hevc"),
-    "mp4-h264-29.97fps": dict(suffix=".mp4", codec="h264", fps=Fraction(30000, 1001)),
-    "mp4-h264-vfr": dict(suffix=".mp4", codec="h264", vfr=True),
+    "mp4-h264": {"suffix": ".mp4", "codec": "h264"},
+    "mov-h264": {"suffix": ".mov", "codec": "h264"},
+    "mp4-hevc": {"suffix": ".mp4", "codec": "hevc"},
+    "mov-hevc": {"suffix": ".mov", "codec": "hevc"},
+    "mp4-h264-29.97fps": {"suffix": ".mp4", "codec": "h264", "fps": Fraction(30000, 1001)},
+    "mp4-h264-vfr": {"suffix": ".mp4", "codec": "h264", "vfr": True},
 }
 
 

@@ -15,7 +15,7 @@ from tests.doubles.scripted_runner import ScriptedRunnerDouble, scripted_job_sys
 class StoppableRunnerDouble(ScriptedRunnerDouble):
     """Raises RunnerStoppedError once shut down, as the real runner's segment loop does."""
 
-    def run_segments(self, source, probe, segments, on_segment_done):
+    def run_segments(self, source, probe, segments, on_segment_done, decode_mode=None):
         def stop_if_shut_down(segment, scores):
             if self.shut_down:
                 raise RunnerStoppedError("the engine is shutting down")

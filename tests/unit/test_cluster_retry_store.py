@@ -65,7 +65,7 @@ def test_racing_writers_of_one_segment_store_it_exactly_once(tmp_path):
 class TwiceReportingRunnerDouble(ScriptedRunnerDouble):
     """Reports every finished segment twice, as a retried task that completed twice would."""
 
-    def run_segments(self, source, probe, segments, on_segment_done):
+    def run_segments(self, source, probe, segments, on_segment_done, decode_mode=None):
         def report_twice(segment, scores):
             on_segment_done(segment, scores)
             on_segment_done(segment, scores)

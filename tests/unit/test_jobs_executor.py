@@ -194,3 +194,38 @@ def test_results_expire_after_retention(tmp_path, monkeypatch):
     with pytest.raises(ResourceNotFoundException):
         jobs.service.get_content_moderation("acct", GetRequest(job_id))
     jobs.stop()
+
+
+def test_a_job_keeps_the_decode_mode_it_was_accepted_with(tmp_path):
+    """The mode is recorded at StartContentModeration; a server restarted with another
+    decode_mode resumes the job in the recorded one, so all its segments decode alike."""
+    write_script(tmp_path / "objects" / "videos" / "clip.json", 10_000, LABELS)
+    accepting, _, _ = scripted_job_system(tmp_path, decode_mode="keyframes")
+    job_id = start(accepting)  # accepted, never run: the process "dies" here
+    assert accepting.store.get_job(job_id).decode_mode == "keyframes"
+
+    resumed, runner, _ = scripted_job_system(tmp_path, decode_mode="accurate")
+    resumed.start()
+    try:
+        assert resumed.executor.wait_idle(10)
+        assert resumed.store.get_job(job_id).state is JobState.SUCCEEDED
+        assert runner.decode_modes == ["keyframes"]
+    finally:
+        resumed.stop()
+
+
+def test_a_store_from_before_decode_modes_is_upgraded_in_place(tmp_path):
+    import sqlite3
+
+    from engine.jobs.store import JobStore
+
+    path = tmp_path / "jobs.sqlite3"
+    JobStore(path).close()
+    with sqlite3.connect(path) as connection:  # the schema as an earlier version wrote it
+        connection.execute("ALTER TABLE jobs DROP COLUMN decode_mode")
+        connection.execute(
+            "INSERT INTO jobs (job_id, account, fingerprint, bucket, object_key, min_confidence,"
+            " state, model_version, created_ms) VALUES ('old', 'acct', 'f', 'b', 'k', 50,"
+            " 'SUCCEEDED', '7.0', 0)"
+        )
+    assert JobStore(path).get_job("old").decode_mode == "accurate"

@@ -79,6 +79,13 @@ def test_limit_counts_only_active_jobs(store):
     assert store.create_job("3" * 64, "acct", request(), "7.0", 2)[1]
 
 
+def test_limit_is_per_account(store):
+    store.create_job("1" * 64, "acct-a", request(), "7.0", 1)
+    with pytest.raises(LimitExceededException, match="at most 1"):
+        store.create_job("2" * 64, "acct-a", request(), "7.0", 1)
+    assert store.create_job("3" * 64, "acct-b", request(), "7.0", 1)[1]
+
+
 def test_a_replayed_token_is_answered_even_at_the_limit(store):
     store.create_job("1" * 64, "acct", request("tok"), "7.0", 1)
     assert store.create_job("2" * 64, "acct", request("tok"), "7.0", 1) == ("1" * 64, False)

@@ -1,0 +1,154 @@
+"""Still images (DetectModerationLabels) as model frames: read, decode, bound, upright, scale.
+
+It lives in engine/video because an image must reach the classifier exactly as a video frame
+does: the decoded RGB picture goes through the same swscale scaler (`decode._UprightScaler`,
+bilinear, straight to the model's input size), so a picture sent as an image and the same
+picture shown in a lossless video give the same frame and the same scores. Only the decoding
+differs: Pillow instead of PyAV, JPEG and PNG only, like Rekognition.
+
+Images are untrusted input. The header is checked against `ImageLimits` before any pixel is
+decoded, so a small file declaring a huge picture never allocates it; a damaged, truncated or
+unsupported file is InvalidImageFormatException, an over-limit one ImageTooLargeException.
+Knows nothing about HTTP, jobs or Ray: bytes (or a source string) in, a uint8 frame out.
+"""
+
+from __future__ import annotations
+
+import io
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from engine.errors import (
+    ImageTooLargeException,
+    InvalidImageFormatException,
+    InvalidS3ObjectException,
+)
+from engine.video.decode import _UprightScaler
+
+SUPPORTED_FORMATS = ("JPEG", "PNG")
+"""What Rekognition accepts; Pillow is told to try no other decoder."""
+
+_READ_TIMEOUT_S = 30.0
+"""How long reading an image object from a presigned URL may stall before it fails."""
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Bounds on one image (EngineSettings.max_image_* fields)."""
+
+    max_bytes: int
+    """Largest encoded image, in bytes."""
+    max_side_px: int
+    """Largest width and largest height."""
+    max_pixels: int
+    """Largest width x height: what decoding may allocate (about 3 bytes a pixel, twice)."""
+
+
+def image_frame(data: bytes, output_size: tuple[int, int], limits: ImageLimits) -> np.ndarray:
+    """The image as the classifier's input: uint8 RGB (H, W, 3) of `output_size` = (H, W)."""
+    return scale_to_frame(decode_image(data, limits), output_size)
+
+
+def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
+    """Decode a JPEG or PNG to upright uint8 RGB (height, width, 3).
+
+    EXIF orientation is applied (phone photos are stored sideways); grey, palette, CMYK and
+    16-bit pictures become RGB; transparency is composited over white, as a page shows it.
+    """
+    if len(data) > limits.max_bytes:
+        raise ImageTooLargeException(
+            f"The image is {len(data)} bytes; the maximum is {limits.max_bytes} bytes"
+        )
+    if not data:
+        raise InvalidImageFormatException("The image is empty (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as image:
+            _check_dimensions(image.size, limits)
+            image.load()
+            return np.asarray(_as_rgb(ImageOps.exif_transpose(image)))
+    except (ImageTooLargeException, InvalidImageFormatException):
+        raise
+    except Image.DecompressionBombError:  # Pillow's own guard, before ours: far over any limit
+        raise ImageTooLargeException(
+            f"The image declares far more pixels than the maximum of {limits.max_pixels}"
+        ) from None
+    except UnidentifiedImageError:
+        raise InvalidImageFormatException(
+            "The image is not a JPEG or PNG file (the only formats supported)"
+        ) from None
+    except MemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any decoder failure means a damaged file
+        raise InvalidImageFormatException(
+            f"The image could not be decoded; it is damaged or truncated ({_describe(error)})"
+        ) from None
+
+
+def scale_to_frame(rgb: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
+    """Scale an upright RGB picture to `output_size` exactly as decode.py scales video frames."""
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return _UprightScaler(output_size, rotation_degrees=0).convert(frame)
+
+
+def read_image_source(source: str, max_bytes: int, name: str) -> bytes:
+    """Read an image object from the source a store gives (a local path or a presigned URL),
+    never more than `max_bytes` + 1 bytes, so an object that grew since it was checked is
+    still refused as too large rather than read in full. `name` is what messages call it."""
+    try:
+        if source.startswith(("http://", "https://")):
+            with urllib.request.urlopen(source, timeout=_READ_TIMEOUT_S) as response:
+                data = response.read(max_bytes + 1)
+        else:
+            with Path(source).open("rb") as handle:
+                data = handle.read(max_bytes + 1)
+    except (OSError, urllib.error.URLError) as error:
+        raise InvalidS3ObjectException(f"Unable to read {name}: {_describe(error)}") from None
+    if len(data) > max_bytes:
+        raise ImageTooLargeException(
+            f"The image object {name} is larger than the maximum of {max_bytes} bytes"
+        )
+    return data
+
+
+def _check_dimensions(size: tuple[int, int], limits: ImageLimits) -> None:
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise InvalidImageFormatException(f"The image declares no picture ({width}x{height})")
+    if width > limits.max_side_px or height > limits.max_side_px:
+        raise ImageTooLargeException(
+            f"The image is {width}x{height} pixels; width and height may be at most "
+            f"{limits.max_side_px} pixels"
+        )
+    if width * height > limits.max_pixels:
+        raise ImageTooLargeException(
+            f"The image is {width}x{height} = {width * height} pixels; the maximum is "
+            f"{limits.max_pixels} pixels"
+        )
+
+
+def _as_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB whatever the mode: 16-bit grey scaled (not clipped), alpha over white."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        wide = np.asarray(image, dtype=np.uint32 if image.mode == "I" else np.uint16)
+        scaled = np.clip(wide, 0, 65535).astype(np.float64) / 257.0
+        image = Image.fromarray(np.rint(scaled).astype(np.uint8), mode="L")
+    if image.mode == "P" or image.mode == "PA":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
