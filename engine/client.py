@@ -12,12 +12,16 @@ this process is connected to, else `settings.ray_address`, else a local Ray. Wit
 works against our server and, with the same calls, against Amazon Rekognition.
 
 Either way the result is one dict shaped like a GetContentModeration response with every page's
-ModerationLabels merged (no NextToken). This module holds no moderation logic of its own.
+ModerationLabels merged (no NextToken). This module holds no moderation logic of its own. On
+Ray, the runner (model loaded in its inference pool) stays warm between calls with the same
+settings; `close()` releases it, as the end of the process does.
 """
 
 from __future__ import annotations
 
+import atexit
 import configparser
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -103,24 +107,47 @@ def moderate_on_ray(
 ) -> dict:
     """Run one video on Ray from this process (as `modengine moderate` does) and shape it.
 
-    The runner's inference pool is built for this call and removed after it; a Ray this
-    process was already connected to stays up, a Ray the runner started is shut down.
+    The runner (its Ray connection and its inference pool, with the model loaded) stays warm
+    for the next call with the same settings, as a notebook moderates video after video;
+    `close()` (or the end of the process) shuts it down.
     """
-    from engine.cluster.runner import VideoModerationRunner
     from engine.results.render import moderation_response
 
     source = resolve_source(uri_or_path, settings, version)
-    runner = VideoModerationRunner(settings)
-    try:
-        result = runner.moderate(
-            source, min_confidence=min_confidence, sort_by=sort_by, aggregate_by=aggregate_by
-        )
-    finally:
-        runner.shutdown()
+    result = _warm_runner(settings).moderate(
+        source, min_confidence=min_confidence, sort_by=sort_by, aggregate_by=aggregate_by
+    )
     response = moderation_response(result, settings, sort_by, aggregate_by)
     if str(uri_or_path).startswith("s3://"):  # echoed as the server does; a path has no member
         response["Video"] = {"S3Object": _s3_object(uri_or_path, version)}
     return response
+
+
+_WARM_RUNNERS: dict[EngineSettings, Any] = {}
+_WARM_RUNNERS_LOCK = threading.Lock()
+
+
+def _warm_runner(settings: EngineSettings):
+    """The runner kept for these settings, built on first use."""
+    from engine.cluster.runner import VideoModerationRunner
+
+    with _WARM_RUNNERS_LOCK:
+        runner = _WARM_RUNNERS.get(settings)
+        if runner is None:
+            if not _WARM_RUNNERS:
+                atexit.register(close)
+            runner = _WARM_RUNNERS[settings] = VideoModerationRunner(settings)
+        return runner
+
+
+def close() -> None:
+    """Shut down the warm runners: their inference actors go, and a Ray they started stops
+    (a Ray this process connected to itself stays up)."""
+    with _WARM_RUNNERS_LOCK:
+        runners = list(_WARM_RUNNERS.values())
+        _WARM_RUNNERS.clear()
+    for runner in runners:
+        runner.shutdown()
 
 
 def resolve_source(uri_or_path: str | Path, settings: EngineSettings, version: str | None = None) -> str:

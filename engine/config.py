@@ -84,13 +84,17 @@ class EngineSettings:
     """Classifier precision: "auto" (bf16 where the device is fast at it), "fp32" or "bf16"."""
 
     segment_task_cpus: float = 1.0
-    """Ray CPUs reserved by each segment decode task."""
+    """Ray CPUs reserved by each segment decode task (> 0). A task keeps its reservation while
+    its frames are classified; 0.5 lets two tasks share a core so that one decodes while the
+    other waits, which was faster for one 1080p job alone but slower for 360p/720p and for two
+    jobs at once on 2 cores (`make bench`, 2026-11-22), so 1.0 stays the default."""
 
     decode_threads: int = 0
     """FFmpeg threads per segment task; 0 = as many as the task reserves CPUs (at least 1)."""
 
     max_segments_in_flight: int | None = None
-    """Segment tasks one job keeps submitted at once (backpressure); None = 2 x cluster CPUs."""
+    """Segment tasks one job keeps submitted at once (backpressure); None = twice as many as
+    the cluster can run at once (cluster CPUs / segment_task_cpus)."""
 
     default_min_confidence: float = 50.0
     """MinConfidence when a request gives none (0..100)."""
@@ -198,6 +202,8 @@ class EngineSettings:
             problems.append("use_gpus must be 'auto' or 'never'")
         if self.inference_actors < 1:
             problems.append("inference_actors must be >= 1")
+        if self.segment_task_cpus <= 0:
+            problems.append("segment_task_cpus must be > 0")
         if self.max_batch_size < 1:
             problems.append("max_batch_size must be >= 1")
         if self.max_batch_wait_ms < 0:

@@ -4,7 +4,8 @@ Starts the API server in this process (uvicorn on a free 127.0.0.1 port, data in
 given directory), stores a sample video (the given file, else one generated with PyAV), calls
 `start_content_moderation` with boto3, waits for the completion message on a local webhook
 receiver subscribed to the job's topic, pages through `get_content_moderation` and prints the
-result as Rekognition-shaped JSON. Everything it started is stopped before it returns.
+result as Rekognition-shaped JSON, then saves the job's HTML report from the server's report
+route (./demo-report.html). Everything it started is stopped before it returns.
 """
 
 from __future__ import annotations
@@ -149,6 +150,22 @@ def _summary(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _save_report(endpoint: str, job_id: str, api_key, path: Path) -> Path:
+    """Fetch the job's HTML report from the server through a presigned link, as a browser
+    would open it, and keep it (the demo's data directory may be temporary)."""
+    import httpx
+
+    from engine.api.sigv4 import presign_url
+
+    link = presign_url(
+        f"{endpoint}/jobs/{job_id}/report", api_key.access_key_id, api_key.secret_access_key
+    )
+    response = httpx.get(link, timeout=120)
+    response.raise_for_status()
+    path.write_text(response.text, encoding="utf-8")
+    return path.resolve()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modengine-demo", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -162,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="MinConfidence of the job (default 50; 5 for the generated sample clip)",
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the job")
+    parser.add_argument(
+        "--report", type=Path, default=Path("demo-report.html"),
+        help="where to write the job's HTML report (default ./demo-report.html)",
+    )
     return parser
 
 
@@ -223,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         print(_summary(result), file=sys.stderr)
+        report = _save_report(f"http://127.0.0.1:{port}", job_id, api_key, options.report)
+        print(f"the moderator's report (thumbnails blurred): {report}", file=sys.stderr)
         return 0 if result["JobStatus"] == "SUCCEEDED" else 1
     finally:
         if server is not None:

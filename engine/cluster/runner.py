@@ -10,6 +10,7 @@ every running `run_segments` (they raise RunnerStoppedError) and then the Ray it
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -305,8 +306,10 @@ class VideoModerationRunner:
     def _window(self) -> int:
         if self.settings.max_segments_in_flight:
             return self.settings.max_segments_in_flight
-        cpus = int(ray.cluster_resources().get("CPU", 2))
-        return max(2, 2 * cpus)
+        # Twice the segment tasks the cluster can run at once, so a freed slot always has a
+        # task queued behind it, and no more (each holds one segment's decoded frames).
+        cpus = ray.cluster_resources().get("CPU", 2)
+        return max(2, 2 * math.ceil(cpus / self.settings.segment_task_cpus))
 
     def moderate(
         self,

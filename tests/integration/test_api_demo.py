@@ -26,6 +26,8 @@ def test_the_demo_prints_the_moderation_result(tmp_path):
             str(tmp_path / "demo.mp4"),
             "--data-dir",
             str(tmp_path / "data"),
+            "--report",
+            str(tmp_path / "report.html"),
         ],
         env=env,
         cwd=REPO_ROOT,
@@ -46,3 +48,5 @@ def test_the_demo_prints_the_moderation_result(tmp_path):
     assert message["Video"] == {"S3ObjectName": "demo.mp4", "S3Bucket": "demo"}
     assert result["JobStatus"] == "SUCCEEDED" and result["VideoMetadata"]["FrameWidth"] == 64
     assert entries_of(result["ModerationLabels"]) == expected_entries(truth)
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")  # fetched by a presigned GET
+    assert result["JobId"] in report and "<svg" in report and "demo.mp4" in report

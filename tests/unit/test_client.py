@@ -178,3 +178,34 @@ def test_results_of_unfinished_or_failed_jobs_raise():
         scripted_client(ScriptedRekognition(["IN_PROGRESS"])).results("job-1")
     with pytest.raises(ModerationJobFailedError):
         scripted_client(ScriptedRekognition(["FAILED"])).results("job-1")
+
+
+class RunnerDouble:
+    """Stands in for VideoModerationRunner: counts how often it is built and shut down."""
+
+    built: list = []
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.shut_down = False
+        RunnerDouble.built.append(self)
+
+    def shutdown(self):
+        self.shut_down = True
+
+
+def test_runners_stay_warm_per_settings_until_close(monkeypatch, tmp_path):
+    import engine.cluster.runner as runner_module
+    from engine.config import EngineSettings
+
+    monkeypatch.setattr(runner_module, "VideoModerationRunner", RunnerDouble)
+    RunnerDouble.built = []
+    first = EngineSettings(data_dir=tmp_path)
+    other = first.replace(max_batch_size=8)
+    assert client_module._warm_runner(first) is client_module._warm_runner(first)
+    assert client_module._warm_runner(other) is not client_module._warm_runner(first)
+    assert len(RunnerDouble.built) == 2
+    client_module.close()
+    assert all(runner.shut_down for runner in RunnerDouble.built)
+    assert client_module._warm_runner(first) is RunnerDouble.built[-1] and len(RunnerDouble.built) == 3
+    client_module.close()

@@ -1,0 +1,119 @@
+"""How much faster `keyframes` mode can be than `accurate` end to end on this machine, from the
+CPU work each mode must do: an upper bound, whatever the scheduling.
+
+Both modes run the model on their frames (accurate: one per sample; keyframes: one per distinct
+keyframe its samples snap to), so the end-to-end ratio is at most
+
+    (accurate decode CPU + accurate frames x model CPU per frame)
+    / (keyframes decode CPU + keyframes frames x model CPU per frame)
+
+with CPU seconds measured here: `decode_segment` over every 20 s segment of the 60 s benchmark
+video in each mode (one FFmpeg thread, software), and the default model's CPU time per frame
+at batch 16 with one and with two torch threads (the cheaper figure is used: the bound is the
+most favourable case). The bound assumes perfect overlap of decode and model in both modes.
+
+    python -m benchmarks.bench_mode_bound [--sizes 720p,1080p] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.videos import bench_video
+from engine.cluster.segment_task import unique_frames
+from engine.video import decode_segment, plan_segments, probe_video
+
+RESULTS = Path(__file__).resolve().parent / "results" / "mode_bound.json"
+SEGMENT_LENGTH_MS = 20_000
+SAMPLE_INTERVAL_MS = 1000
+BATCH_SIZE = 16
+VIDEO_S = 60
+
+
+def decode_cost(path: str, mode: str, repeats: int) -> tuple[float, int]:
+    """(least CPU seconds over `repeats`, distinct frames) to decode the video in `mode`."""
+    probe = probe_video(path)
+    best, frames = float("inf"), 0
+    for _ in range(repeats):
+        started = time.process_time()
+        frames = 0
+        for segment in plan_segments(probe, SEGMENT_LENGTH_MS):
+            batch = unique_frames(
+                decode_segment(path, probe, segment, SAMPLE_INTERVAL_MS, (224, 224), mode=mode,
+                               threads=1, hwaccel="none")
+            )
+            frames += len(batch)
+        best = min(best, time.process_time() - started)
+    return best, frames
+
+
+def model_cost_per_frame(classifier, threads: int, repeats: int) -> float:
+    """Least CPU seconds per frame of the default model at batch 16 with `threads` threads."""
+    torch.set_num_threads(threads)
+    frames = np.random.default_rng(0).integers(0, 256, (BATCH_SIZE, 224, 224, 3), dtype=np.uint8)
+    classifier.classify(frames)  # warm-up: first-call allocations and kernel selection
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.process_time()
+        classifier.classify(frames)
+        best = min(best, (time.process_time() - started) / BATCH_SIZE)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="720p,1080p")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    from models.default import load_default_classifier
+
+    with tempfile.TemporaryDirectory() as cache:
+        classifier = load_default_classifier(Path(cache))
+        model = {threads: model_cost_per_frame(classifier, threads, args.repeats)
+                 for threads in (1, 2)}
+    per_frame = min(model.values())
+    videos = {}
+    for size in args.sizes.split(","):
+        path = str(bench_video(size, VIDEO_S))
+        accurate_s, accurate_frames = decode_cost(path, "accurate", args.repeats)
+        keyframes_s, keyframes_frames = decode_cost(path, "keyframes", args.repeats)
+        accurate_work = accurate_s + accurate_frames * per_frame
+        keyframes_work = keyframes_s + keyframes_frames * per_frame
+        videos[size] = {
+            "accurate": {"decode_cpu_s": round(accurate_s, 3), "frames": accurate_frames,
+                         "total_cpu_s": round(accurate_work, 3)},
+            "keyframes": {"decode_cpu_s": round(keyframes_s, 3), "frames": keyframes_frames,
+                          "total_cpu_s": round(keyframes_work, 3)},
+            "keyframes_vs_accurate_upper_bound": round(accurate_work / keyframes_work, 2),
+            "decode_only_ratio": round(accurate_s / keyframes_s, 2),
+        }
+        print(f"{size}: accurate {accurate_work:.2f} CPU-s ({accurate_s:.2f} decode, "
+              f"{accurate_frames} frames), keyframes {keyframes_work:.2f} CPU-s "
+              f"({keyframes_s:.2f} decode, {keyframes_frames} frames): end-to-end ratio at most "
+              f"{accurate_work / keyframes_work:.2f}x (decode alone {accurate_s / keyframes_s:.2f}x)")
+    report = {
+        "benchmark": "mode_bound",
+        "what": "upper bound of keyframes-vs-accurate end to end from CPU work, 60 s videos",
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"platform": platform.platform(), "torch": torch.__version__},
+        "model_cpu_s_per_frame": {f"{threads}_threads": round(cost, 4)
+                                  for threads, cost in model.items()},
+        "videos": videos,
+    }
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"model CPU per frame at batch {BATCH_SIZE}: "
+          + ", ".join(f"{t} thread(s) {c * 1000:.1f} ms" for t, c in model.items()))
+
+
+if __name__ == "__main__":
+    main()
