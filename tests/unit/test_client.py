@@ -4,6 +4,7 @@ errors, and start/wait/results against a scripted boto3 stand-in."""
 from __future__ import annotations
 
 import sys
+import typing
 
 import pytest
 
@@ -183,7 +184,7 @@ def test_results_of_unfinished_or_failed_jobs_raise():
 class RunnerDouble:
     """Stands in for VideoModerationRunner: counts how often it is built and shut down."""
 
-    built: list = []
+    built: typing.ClassVar[list] = []
 
     def __init__(self, settings):
         self.settings = settings
