@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the two operations through the ASGI app (signed, in-process).
+"""Property-based fuzzing of the three operations through the ASGI app (signed, in-process).
 
 Bodies are generated from botocore's own input shapes: valid values (patterns, enums, ranges,
 lengths) mixed with invalid ones (wrong JSON types, out-of-range and non-finite numbers, huge
@@ -8,6 +8,8 @@ must be a success or a contract error (4xx with {"__type", "Message"}), never a 
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import math
 
@@ -27,8 +29,9 @@ from tests.signing import signed_post
 
 START_EXAMPLES = 1100
 GET_EXAMPLES = 1000
+DETECT_EXAMPLES = 400
 RAW_EXAMPLES = 300
-MINIMUM_TOTAL_REQUESTS = 2000
+MINIMUM_TOTAL_REQUESTS = 2400
 FUZZ = settings(
     deadline=None,
     derandomize=True,
@@ -40,10 +43,25 @@ CONTRACT_CODES = {
     for name, value in vars(engine.errors).items()
     if isinstance(value, type) and issubclass(value, engine.errors.ServiceError)
 }
-SENT = {"requests": 0, "StartContentModeration": 0, "GetContentModeration": 0}
+SENT = {
+    "requests": 0, "StartContentModeration": 0, "GetContentModeration": 0,
+    "DetectModerationLabels": 0,
+}
 """Requests sent in all, and successful (200) answers per operation."""
 MODEL = load_service_model()
 EXISTING_OBJECTS = [("videos", "clip.json"), ("videos", "broken.json")]
+EXISTING_IMAGES = [("images", "red.png"), ("images", "red.jpg"), ("videos", "broken.json")]
+
+
+def encoded_image(image_format: str, size: tuple[int, int] = (32, 24)) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (220, 20, 20)).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+IMAGES = [encoded_image("PNG"), encoded_image("JPEG"), encoded_image("GIF"), b"", b"\xff\xd8"]
 
 json_scalars = st.one_of(
     st.none(),
@@ -100,6 +118,9 @@ def valid_value(shape) -> st.SearchStrategy:
         return st.floats(min_value=low, max_value=high, allow_nan=False)
     if shape.type_name == "boolean":
         return st.booleans()
+    if shape.type_name == "blob":  # JSON carries blobs as base64 text
+        raw = st.one_of(st.sampled_from(IMAGES), st.binary(max_size=64))
+        return raw.map(lambda data: base64.b64encode(data).decode())
     return json_garbage
 
 
@@ -165,6 +186,25 @@ def get_bodies(job_ids):
     return st.one_of(any_value(shape), known, readable, json_garbage)
 
 
+def detect_bodies():
+    shape = MODEL.operation_model("DetectModerationLabels").input_shape
+    image_bytes = st.sampled_from(IMAGES).map(
+        lambda data: {"Image": {"Bytes": base64.b64encode(data).decode()}}
+    )
+    image_object = st.sampled_from(EXISTING_IMAGES).map(
+        lambda ref: {"Image": {"S3Object": {"Bucket": ref[0], "Name": ref[1]}}}
+    )
+    confidence = st.one_of(st.just({}), st.floats(0, 100).map(lambda c: {"MinConfidence": c}))
+    readable = st.sampled_from(IMAGES[:2]).map(
+        lambda data: {"Image": {"Bytes": base64.b64encode(data).decode()}}
+    )
+    valid = st.tuples(st.one_of(image_bytes, image_object), confidence).map(
+        lambda t: {**t[0], **t[1]}
+    )
+    good = st.tuples(readable, confidence).map(lambda t: {**t[0], **t[1]})
+    return st.one_of(any_value(shape), valid, good, good, json_garbage)
+
+
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("fuzz")
@@ -173,6 +213,9 @@ def api(tmp_path_factory):
     objects = data_dir / "objects" / "videos"
     write_script(objects / "clip.json", 3000, {1000: {"Weapons": 90}, 2000: {"Alcohol": 70}})
     (objects / "broken.json").write_bytes(b"\x00not a video")
+    (data_dir / "objects" / "images").mkdir(parents=True)
+    (data_dir / "objects" / "images" / "red.png").write_bytes(IMAGES[0])
+    (data_dir / "objects" / "images" / "red.jpg").write_bytes(IMAGES[1])
     create_default_credentials(data_dir / "credentials")
     key = read_default_key(data_dir / "credentials")
     authenticator = SigV4Authenticator(KeyRing([data_dir / "credentials"]))
@@ -199,7 +242,8 @@ def send(api, operation: str, body) -> None:
     document = response.json()
     if response.status_code == 200:
         SENT[operation] += 1
-        assert ("JobId" in document) if operation.startswith("Start") else ("JobStatus" in document)
+        expected = {"Start": "JobId", "Get": "JobStatus", "Detect": "ModerationLabels"}
+        assert next(v for k, v in expected.items() if operation.startswith(k)) in document
         return
     assert 400 <= response.status_code < 500
     assert set(document) == {"__type", "Message"}, document
@@ -229,6 +273,17 @@ def test_get_content_moderation_never_answers_500(api):
     assert SENT["requests"] - before >= GET_EXAMPLES
 
 
+def test_detect_moderation_labels_never_answers_500(api):
+    @settings(FUZZ, max_examples=DETECT_EXAMPLES)
+    @given(body=detect_bodies())
+    def run(body):
+        send(api, "DetectModerationLabels", body)
+
+    before = SENT["requests"]
+    run()
+    assert SENT["requests"] - before >= DETECT_EXAMPLES
+
+
 def test_raw_bytes_bodies_never_answer_500(api):
     @settings(FUZZ, max_examples=RAW_EXAMPLES)
     @given(
@@ -237,7 +292,9 @@ def test_raw_bytes_bodies_never_answer_500(api):
             st.builds(lambda n: b"[" * n + b"]" * n, st.integers(1, 50_000)),
             st.builds(lambda n: b'{"JobId":' * n, st.integers(1, 20_000)),
         ),
-        operation=st.sampled_from(["StartContentModeration", "GetContentModeration"]),
+        operation=st.sampled_from(
+            ["StartContentModeration", "GetContentModeration", "DetectModerationLabels"]
+        ),
     )
     def run(raw, operation):
         send(api, operation, raw)
@@ -251,3 +308,4 @@ def test_at_least_2000_generated_requests_were_sent_and_valid_ones_succeeded():
     print(f"fuzzed requests: {SENT}")
     assert SENT["requests"] >= MINIMUM_TOTAL_REQUESTS, SENT
     assert SENT["StartContentModeration"] >= 50 and SENT["GetContentModeration"] >= 50, SENT
+    assert SENT["DetectModerationLabels"] >= 20, SENT  # most generated bodies are invalid
