@@ -372,17 +372,7 @@ class JobStore:
             " FROM segment_detections WHERE job_id = ?",
             (job_id,),
         ).fetchall()
-        detections = [
-            Detection(
-                timestamp_ms=row["timestamp_ms"],
-                name=row["name"],
-                parent_name=row["parent_name"],
-                level=row["level"],
-                confidence=row["confidence"],
-                label_index=row["label_index"],
-            )
-            for row in rows
-        ]
+        detections = [_detection_from_row(row) for row in rows]
         samples: list[int] = []
         for row in connection.execute(
             "SELECT samples_json FROM segments WHERE job_id = ? AND done = 1", (job_id,)
@@ -588,6 +578,8 @@ def _label_columns(d: Detection) -> tuple:
 
 
 def _detection_from_row(row: sqlite3.Row) -> Detection:
+    """A stored detection; segment rows have no start/end columns (TIMESTAMPS detections)."""
+    spans = row.keys()
     return Detection(
         timestamp_ms=row["timestamp_ms"],
         name=row["name"],
@@ -595,8 +587,8 @@ def _detection_from_row(row: sqlite3.Row) -> Detection:
         level=row["level"],
         confidence=row["confidence"],
         label_index=row["label_index"],
-        start_ms=row["start_ms"],
-        end_ms=row["end_ms"],
+        start_ms=row["start_ms"] if "start_ms" in spans else None,
+        end_ms=row["end_ms"] if "end_ms" in spans else None,
     )
 
 
