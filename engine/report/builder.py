@@ -9,10 +9,11 @@ gone, unreadable video) never fails the report: the page says why they are missi
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 from engine.config import EngineSettings
-from engine.errors import ServiceError
+from engine.errors import ServiceError, ThrottlingException
 from engine.jobs.store import JobStore
 from engine.report.chart import build_series
 from engine.report.data import ReportData, find_visible_job, load_report_data
@@ -34,6 +35,9 @@ class ReportOptions:
     """SEGMENTS rows listed at most; the page says when rows were left out."""
     thumbnails: bool = True
     """False skips decoding entirely (the page then has no flagged-frame section)."""
+    max_concurrent_builds: int = 2
+    """Server-side reports built at once: each decodes video (about 2 s of a core for 720p),
+    so a burst of report requests must not take the cores the jobs need."""
 
 
 class JobReportBuilder:
@@ -50,6 +54,7 @@ class JobReportBuilder:
         self.store = store
         self.objects = objects
         self.options = options or ReportOptions()
+        self._server_builds = threading.BoundedSemaphore(self.options.max_concurrent_builds)
 
     def build(self, job_id: str, *, unblurred: bool = False, account: str | None = None) -> str:
         """The page's HTML. `account` None (a local operator) sees every job; otherwise an
@@ -63,8 +68,18 @@ class JobReportBuilder:
         return render_report(data, series, thumbnails, self.options.max_table_rows)
 
     def for_account(self, account: str, job_id: str, unblurred: bool) -> str:
-        """The callable engine.api.build_app takes: (account, job_id, unblurred) -> HTML."""
-        return self.build(job_id, unblurred=unblurred, account=account)
+        """The callable engine.api.build_app takes: (account, job_id, unblurred) -> HTML.
+
+        At most `max_concurrent_builds` at once; one more is refused at once with
+        ThrottlingException (which clients retry) rather than queued behind the others."""
+        if not self._server_builds.acquire(blocking=False):
+            raise ThrottlingException(
+                f"{self.options.max_concurrent_builds} reports are being built; retry shortly"
+            )
+        try:
+            return self.build(job_id, unblurred=unblurred, account=account)
+        finally:
+            self._server_builds.release()
 
     def _thumbnails(self, data: ReportData, blurred: bool) -> ThumbnailSection | None:
         if not self.options.thumbnails:

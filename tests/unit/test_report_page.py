@@ -259,3 +259,30 @@ def test_cli_prints_a_presigned_link(tmp_path, capsys):
     link = capsys.readouterr().out.strip()
     assert link.startswith("http://127.0.0.1:9000/jobs/abc/report?unblurred=true&")
     assert "X-Amz-Signature=" in link and "X-Amz-Expires=3600" in link
+
+
+def test_server_builds_beyond_the_limit_are_throttled_not_queued(world, video_job):
+    import threading
+
+    from engine.errors import ThrottlingException
+
+    reports = builder(world, max_concurrent_builds=1)
+    inside, release = threading.Event(), threading.Event()
+    original = reports.build
+
+    def slow_build(*args, **kwargs):
+        inside.set()
+        release.wait(10)
+        return original(*args, **kwargs)
+
+    reports.build = slow_build
+    first = threading.Thread(target=reports.for_account, args=(ACCOUNT, video_job, False))
+    first.start()
+    try:
+        assert inside.wait(10)
+        with pytest.raises(ThrottlingException):
+            reports.for_account(ACCOUNT, video_job, False)
+    finally:
+        release.set()
+        first.join(30)
+    assert "<html" in reports.for_account(ACCOUNT, video_job, False)  # the slot is free again
