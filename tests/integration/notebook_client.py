@@ -11,12 +11,19 @@ import json
 import sys
 
 # In [1]: moderate a stored video on Ray from this kernel (a local Ray: none is connected).
-from engine.client import Client, moderate, to_dataframe
+from engine.client import Client, moderate, moderate_many, to_dataframe
 
 video_uri = sys.argv[1]
 endpoint_url = sys.argv[2] if len(sys.argv) > 2 else None
 on_ray = moderate(video_uri, min_confidence=50)
 print(f"{len(on_ray['ModerationLabels'])} detections on Ray", file=sys.stderr)
+
+# In [1b]: several videos at once; one of them does not exist (its entry is the error).
+many = moderate_many([video_uri, "s3://videos/none.mp4"], min_confidence=50)
+many_summary = {
+    uri: result["ModerationLabels"] if isinstance(result, dict) else type(result).__name__
+    for uri, result in many.items()
+}
 
 # In [2]: the same video through a server's Rekognition endpoint, one call ...
 through_server = moderate(video_uri, endpoint_url=endpoint_url) if endpoint_url else None
@@ -37,4 +44,5 @@ if endpoint_url:
     # to_dataframe works on any result dict too.
     assert len(to_dataframe(on_ray)) == len(on_ray["ModerationLabels"])
 
-print(json.dumps({"ray": on_ray, "endpoint": through_server, "dataframe": frame_summary}))
+print(json.dumps({"ray": on_ray, "endpoint": through_server, "dataframe": frame_summary,
+                  "many": many_summary}))

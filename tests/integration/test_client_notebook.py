@@ -94,6 +94,9 @@ def test_notebook_moderate_equals_the_server(served_bucket):
     assert printed["ray"]["Video"] == {"S3Object": {"Bucket": "videos", "Name": "shows/clip.mp4"}}
     assert printed["endpoint"]["ModerationLabels"] == expected
     assert printed["endpoint"]["VideoMetadata"] == printed["ray"]["VideoMetadata"]
+    many = printed["many"]
+    assert many["s3://videos/shows/clip.mp4"] == expected
+    assert many["s3://videos/none.mp4"] == "InvalidS3ObjectException"
 
     frame = printed["dataframe"]
     assert frame["status"] == "SUCCEEDED"

@@ -210,3 +210,24 @@ def test_runners_stay_warm_per_settings_until_close(monkeypatch, tmp_path):
     assert all(runner.shut_down for runner in RunnerDouble.built)
     assert client_module._warm_runner(first) is RunnerDouble.built[-1] and len(RunnerDouble.built) == 3
     client_module.close()
+
+
+def test_moderate_many_runs_videos_together_and_keeps_each_failure_to_its_video(monkeypatch):
+    import threading
+
+    both_running = threading.Barrier(2, timeout=10)  # passes only if two calls overlap
+
+    def moderate_double(uri, settings=None, **options):
+        both_running.wait()
+        if "missing" in uri:
+            raise FileNotFoundError(uri)
+        return {"uri": uri, **options}
+
+    monkeypatch.setattr(client_module, "moderate", moderate_double)
+    results = client_module.moderate_many(
+        ["a.mp4", "missing.mp4"], max_concurrent=2, settings=object(), min_confidence=60
+    )
+    assert results["a.mp4"] == {"uri": "a.mp4", "min_confidence": 60}
+    assert isinstance(results["missing.mp4"], FileNotFoundError)
+    with pytest.raises(ValueError):
+        client_module.moderate_many(["a.mp4"], max_concurrent=0)
