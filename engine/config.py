@@ -189,6 +189,7 @@ class EngineSettings:
     or turn this on. GET /healthz is never authenticated."""
 
     def __post_init__(self) -> None:
+        self._paths_from_text()
         problems = []
         if self.sample_interval_ms < 1:
             problems.append("sample_interval_ms must be >= 1")
@@ -219,6 +220,14 @@ class EngineSettings:
             problems.append("log_format must be 'text' or 'json'")
         if problems:
             raise ValueError("invalid settings: " + "; ".join(problems))
+
+    def _paths_from_text(self) -> None:
+        """Path settings given as text (`EngineSettings(data_dir="/srv/x")`, as people type
+        them in notebooks) become Paths here, not a TypeError deep inside a Ray actor."""
+        for setting in fields(self):
+            value = getattr(self, setting.name)
+            if isinstance(value, str) and "Path" in str(setting.type):
+                object.__setattr__(self, setting.name, Path(value).expanduser())
 
     @property
     def weights_dir(self) -> Path:
