@@ -122,6 +122,8 @@ class InferencePool:
         return ray.get([actor.stats.remote() for actor in self.actors], timeout=timeout_s)
 
     def shutdown(self) -> None:
-        for actor in self.actors:
-            ray.kill(actor)
+        """Kill the actors; nothing to do once this process's Ray is gone (they went with it)."""
+        if ray.is_initialized():
+            for actor in self.actors:
+                ray.kill(actor)
         self.actors = []

@@ -38,15 +38,15 @@ def list_jobs(store: JobStore, state: str | None = None, limit: int = 50) -> lis
 
 def summarise(store: JobStore, job: JobRecord, at_ms: int | None = None) -> dict:
     """One line's worth: id, state, when, how long, which object, progress, detections."""
-    segments = store.segment_rows(job.job_id)
+    done, planned = store.segment_progress(job.job_id)
     return {
         "job_id": job.job_id,
         "state": job.state.value,
         "created": iso_time(job.created_ms),
         "duration_s": duration_s(job, at_ms),
         "object": object_uri(job),
-        "segments_done": sum(segment["done"] for segment in segments),
-        "segments_total": len(segments),
+        "segments_done": done,
+        "segments_total": planned,
         "detections": store.detection_count(job.job_id),
     }
 

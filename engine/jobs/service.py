@@ -31,7 +31,7 @@ from engine.jobs.types import GetRequest, JobRecord, JobState, ResultPage, Start
 from engine.results import FrameScores, build_detections
 from engine.results.types import Detection
 from engine.storage.base import ObjectRef, ObjectStore
-from engine.video.image import ImageLimits, image_frame, read_image_source
+from engine.video.image import ImageLimits, image_frame
 
 MAX_PAGE_SIZE = 1000
 
@@ -132,7 +132,14 @@ class ModerationService:
                 f"The object {image.describe()} is {size} bytes; the maximum for an image is "
                 f"{limit} bytes"
             )
-        return read_image_source(self.objects.source_for(image), limit, image.describe()), limit
+        # Read one byte past the limit: an object that grew since `stat` is still refused as
+        # too large, never read in full.
+        data = self.objects.get_bytes(image, max_bytes=limit + 1)
+        if len(data) > limit:
+            raise ImageTooLargeException(
+                f"The image object {image.describe()} is larger than the maximum of {limit} bytes"
+            )
+        return data, limit
 
     def _visible_job(self, account: str, job_id: str) -> JobRecord:
         """The caller's own job whose results are still kept; otherwise ResourceNotFound."""

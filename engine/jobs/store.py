@@ -373,16 +373,12 @@ class JobStore:
             (job_id,),
         ).fetchall()
         detections = [_detection_from_row(row) for row in rows]
-        samples: list[int] = []
-        for row in connection.execute(
-            "SELECT samples_json FROM segments WHERE job_id = ? AND done = 1", (job_id,)
-        ):
-            samples.extend(json.loads(row["samples_json"] or "[]"))
-        return detections, sorted(set(samples))
+        return detections, self.sample_timestamps(job_id)
 
     def sample_timestamps(self, job_id: str) -> list[int]:
         """Every sampled frame's timestamp of the finished segments, ascending (kept after the
-        job completes, unlike segment_detections): the report's timeline x axis."""
+        job completes, unlike segment_detections): SEGMENTS aggregation and the report's
+        timeline x axis."""
         samples: set[int] = set()
         for row in self._connection().execute(
             "SELECT samples_json FROM segments WHERE job_id = ? AND done = 1", (job_id,)

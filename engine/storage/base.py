@@ -59,8 +59,10 @@ class ObjectStore(Protocol):
         moderation lists its input this way); raises InvalidS3ObjectException for no bucket."""
         ...
 
-    def get_bytes(self, ref: ObjectRef) -> bytes:
-        """A small object's whole content (a stored result document, never a video)."""
+    def get_bytes(self, ref: ObjectRef, max_bytes: int | None = None) -> bytes:
+        """A small object's content (a result document, an image; never a video): all of it,
+        or at most `max_bytes` bytes, so a caller can refuse an object that is too large
+        without reading it in full."""
         ...
 
     def put_bytes(

@@ -60,8 +60,9 @@ class LocalObjectStore:
                 found.append(ObjectEntry(key, info.st_size, f"{info.st_mtime_ns:x}-{info.st_size:x}"))
         return sorted(found, key=lambda entry: entry.key)
 
-    def get_bytes(self, ref: ObjectRef) -> bytes:
-        return self._existing_path(ref).read_bytes()
+    def get_bytes(self, ref: ObjectRef, max_bytes: int | None = None) -> bytes:
+        with self._existing_path(ref).open("rb") as handle:
+            return handle.read(-1 if max_bytes is None else max_bytes)
 
     def put_bytes(
         self, bucket: str, key: str, data: bytes, content_type: str = "application/json"

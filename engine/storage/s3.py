@@ -96,13 +96,17 @@ class MinioObjectStore:
             raise self._translate(ObjectRef(bucket, prefix), error) from None
         return sorted(found, key=lambda entry: entry.key)
 
-    def get_bytes(self, ref: ObjectRef) -> bytes:
+    def get_bytes(self, ref: ObjectRef, max_bytes: int | None = None) -> bytes:
         try:
             response = self.client.get_object(ref.bucket, ref.key, version_id=ref.version)
         except S3Error as error:
             raise self._translate(ref, error) from None
         try:
-            return response.read()
+            return response.read(max_bytes)
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise InvalidS3ObjectException(
+                f"Unable to read object {ref.describe()}: {type(error).__name__}"
+            ) from None
         finally:
             response.close()
             response.release_conn()

@@ -15,10 +15,7 @@ Knows nothing about HTTP, jobs or Ray: bytes (or a source string) in, a uint8 fr
 from __future__ import annotations
 
 import io
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 
 import av
 import numpy as np
@@ -27,14 +24,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from engine.errors import (
     ImageTooLargeException,
     InvalidImageFormatException,
-    InvalidS3ObjectException,
 )
 from engine.video.decode import _UprightScaler
 
 SUPPORTED_FORMATS = ("JPEG", "PNG")
 """What Rekognition accepts; Pillow is told to try no other decoder."""
 
-_READ_TIMEOUT_S = 30.0
 """How long reading an image object from a presigned URL may stall before it fails."""
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -96,26 +91,6 @@ def scale_to_frame(rgb: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
     """Scale an upright RGB picture to `output_size` exactly as decode.py scales video frames."""
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
     return _UprightScaler(output_size, rotation_degrees=0).convert(frame)
-
-
-def read_image_source(source: str, max_bytes: int, name: str) -> bytes:
-    """Read an image object from the source a store gives (a local path or a presigned URL),
-    never more than `max_bytes` + 1 bytes, so an object that grew since it was checked is
-    still refused as too large rather than read in full. `name` is what messages call it."""
-    try:
-        if source.startswith(("http://", "https://")):
-            with urllib.request.urlopen(source, timeout=_READ_TIMEOUT_S) as response:
-                data = response.read(max_bytes + 1)
-        else:
-            with Path(source).open("rb") as handle:
-                data = handle.read(max_bytes + 1)
-    except (OSError, urllib.error.URLError) as error:
-        raise InvalidS3ObjectException(f"Unable to read {name}: {_describe(error)}") from None
-    if len(data) > max_bytes:
-        raise ImageTooLargeException(
-            f"The image object {name} is larger than the maximum of {max_bytes} bytes"
-        )
-    return data
 
 
 def _check_dimensions(size: tuple[int, int], limits: ImageLimits) -> None:

@@ -23,7 +23,6 @@ from engine.video.image import (
     ImageLimits,
     decode_image,
     image_frame,
-    read_image_source,
     scale_to_frame,
 )
 
@@ -225,11 +224,15 @@ def test_an_image_and_the_same_picture_as_a_lossless_video_frame_are_identical(t
 # -- reading an image object -------------------------------------------------------------------
 
 
-def test_read_image_source_reads_a_path_and_bounds_it(tmp_path):
-    path = tmp_path / "image.png"
-    path.write_bytes(b"x" * 100)
-    assert read_image_source(str(path), 100, "s3://b/image.png") == b"x" * 100
-    with pytest.raises(ImageTooLargeException, match="s3://b/image.png"):
-        read_image_source(str(path), 99, "s3://b/image.png")
-    with pytest.raises(InvalidS3ObjectException, match="s3://b/missing.png"):
-        read_image_source(str(tmp_path / "missing.png"), 100, "s3://b/missing.png")
+def test_an_image_object_is_read_with_a_bound(tmp_path):
+    from engine.storage.base import ObjectRef
+    from engine.storage.local import LocalObjectStore
+
+    store = LocalObjectStore(tmp_path)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "image.png").write_bytes(b"x" * 100)
+    assert store.get_bytes(ObjectRef("b", "image.png"), max_bytes=100) == b"x" * 100
+    assert store.get_bytes(ObjectRef("b", "image.png"), max_bytes=60) == b"x" * 60
+    assert store.get_bytes(ObjectRef("b", "image.png")) == b"x" * 100
+    with pytest.raises(InvalidS3ObjectException, match="missing.png"):
+        store.get_bytes(ObjectRef("b", "missing.png"), max_bytes=100)

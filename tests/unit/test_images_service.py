@@ -78,6 +78,20 @@ def test_an_image_object_is_read_from_the_store_and_its_size_checked(jobs):
         system.service.detect_moderation_labels("acct", ObjectRef("images", "gone.png"), 50)
 
 
+def test_an_image_object_that_grew_after_its_size_check_is_still_refused(jobs, monkeypatch):
+    """Read one byte past the limit: never more, and an object larger than its stat said is
+    refused as too large rather than read in full."""
+    from engine.storage.base import ObjectInfo
+
+    system, _, settings = jobs
+    bucket = settings.data_dir / "objects" / "images"
+    bucket.mkdir(parents=True)
+    (bucket / "grown.png").write_bytes(png_of("blue") + b"\0" * 10_000)
+    monkeypatch.setattr(system.service.objects, "stat", lambda ref: ObjectInfo(10, None))
+    with pytest.raises(ImageTooLargeException, match="s3://images/grown.png"):
+        system.service.detect_moderation_labels("acct", ObjectRef("images", "grown.png"), 50)
+
+
 def test_the_handler_puts_labels_on_the_wire(jobs):
     system, _, _ = jobs
     body = {"Image": {"Bytes": base64.b64encode(png_of("magenta")).decode()}, "MinConfidence": 99}
