@@ -22,11 +22,12 @@ import numpy as np
 
 from engine.batch.locations import open_location
 from engine.cluster.failures import describe_exception
-from engine.cluster.inference import inference_threads
+from engine.cluster.inference import load_pool_classifier
 from engine.cluster.model_loader import load_classifier
 from engine.cluster.segment_task import unique_frames
 from engine.config import EngineSettings
 from engine.video import decode_segment, plan_segments, probe_video
+from engine.video.limits import check_duration
 from engine.video.types import VideoError, VideoMetadata
 from models.base import check_confidences
 
@@ -40,7 +41,7 @@ def plan_video(row: dict, settings: EngineSettings) -> list[dict]:
     try:
         source = open_location(row["location"], settings).source_for(row["video"])
         probe = probe_video(source)
-        _check_duration(probe.metadata, settings.max_duration_s)
+        check_duration(probe.metadata, settings.max_duration_s)
         segments = plan_segments(probe, round(settings.segment_length_s * 1000))
     except Exception as error:  # noqa: BLE001 - any failure belongs to this video only
         return [_error_row(row["video"], failure_message(error))]
@@ -93,11 +94,7 @@ class BatchClassifier:
     batch of frame rows per call."""
 
     def __init__(self, settings: EngineSettings) -> None:
-        import torch
-
-        threads = inference_threads(settings)
-        torch.set_num_threads(threads)
-        self._classifier = load_classifier(settings.replace(torch_threads=threads))
+        self._classifier = load_pool_classifier(settings)
         self._labels = len(self._classifier.taxonomy)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -129,15 +126,6 @@ def failure_message(error: BaseException) -> str:
     if isinstance(error, VideoError):
         return str(error) or "The video could not be processed"
     return describe_exception(error)
-
-
-def _check_duration(metadata: VideoMetadata, max_duration_s: float) -> None:
-    """The server's limit (engine/jobs/pipeline.py), so a batch refuses what a job refuses."""
-    duration_s = metadata.duration_ms / 1000
-    if duration_s > max_duration_s:
-        raise VideoError(
-            f"The video is {duration_s:.1f} s long; the maximum duration allowed is {max_duration_s:g} s"
-        )
 
 
 def _error_row(video: str, message: str) -> dict:

@@ -31,12 +31,7 @@ class InferenceActor:
     """Holds one classifier; `classify` may be called by many tasks at once."""
 
     def __init__(self, settings: EngineSettings) -> None:
-        threads = inference_threads(settings)
-        settings = settings.replace(torch_threads=threads)
-        import torch
-
-        torch.set_num_threads(threads)
-        self._classifier = load_classifier(settings)
+        self._classifier = load_pool_classifier(settings)
         height, width = self._classifier.info.input_size
         self._queue = BatchingQueue(
             self._run_batch,
@@ -78,6 +73,16 @@ def inference_threads(settings: EngineSettings) -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def load_pool_classifier(settings: EngineSettings):
+    """The classifier of a model-serving actor (this pool's, or engine.batch's Ray Data
+    stage): loaded once, with torch on `inference_threads(settings)` threads."""
+    import torch
+
+    threads = inference_threads(settings)
+    torch.set_num_threads(threads)
+    return load_classifier(settings.replace(torch_threads=threads))
 
 
 def actor_placement(settings: EngineSettings, cluster_resources: dict) -> tuple[int, dict]:

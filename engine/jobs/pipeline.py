@@ -21,6 +21,7 @@ from engine.metrics import EngineMetrics
 from engine.results import aggregate_segments, build_detections, sort_by_name, sort_by_timestamp
 from engine.results.types import FrameScores
 from engine.storage.base import ObjectStore
+from engine.video.limits import check_duration
 from engine.video.types import Segment, VideoError, VideoProbe
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,6 @@ class SegmentRunner(Protocol):
     def shutdown(self) -> None: ...
 
 
-class VideoTooLongError(VideoError):
-    """The probed duration is over settings.max_duration_s."""
-
-
 def process_job(
     job: JobRecord,
     store: JobStore,
@@ -69,7 +66,7 @@ def process_job(
     store.mark_running(job.job_id)
     source = objects.source_for(job.video)
     probe = runner.probe(source)
-    _check_duration(probe, settings.max_duration_s)
+    check_duration(probe.metadata, settings.max_duration_s)
     store.save_metadata(job.job_id, probe.metadata)
     store.save_plan(job.job_id, runner.plan(probe))
     pending = store.pending_segments(job.job_id)
@@ -93,14 +90,6 @@ def process_job(
             f"{len(missing)} segment(s) of the video produced no result (first: {missing[0].index})"
         )
     return _complete(job, probe, store, settings)
-
-
-def _check_duration(probe: VideoProbe, max_duration_s: float) -> None:
-    duration_s = probe.metadata.duration_ms / 1000
-    if duration_s > max_duration_s:
-        raise VideoTooLongError(
-            f"The video is {duration_s:.1f} s long; the maximum duration allowed is {max_duration_s:g} s"
-        )
 
 
 def _complete(

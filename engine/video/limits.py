@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from engine.video.types import VideoError
+from engine.video.types import VideoError, VideoMetadata
 
 DEFAULT_MAX_FRAME_PIXELS = 8192 * 4352
 """Largest frame accepted by default (H.264/HEVC level 6.2, 8K): bigger ones exhaust memory."""
@@ -29,6 +29,19 @@ decodes about 1 video-second per 3 s; damaged or hostile data may not take 3x lo
 _MIN_PACKET_LIMIT_BYTES = 16 * 1024 * 1024
 _PACKET_BYTES_PER_PIXEL = 8
 """Raw 4:4:4 16-bit is 6 bytes a pixel; no real compressed frame is larger than that."""
+
+
+class VideoTooLongError(VideoError):
+    """The probed duration is over the configured maximum (settings.max_duration_s)."""
+
+
+def check_duration(metadata: VideoMetadata, max_duration_s: float) -> None:
+    """Refuse a video longer than the maximum: jobs and batch moderation apply the same rule."""
+    duration_s = metadata.duration_ms / 1000
+    if duration_s > max_duration_s:
+        raise VideoTooLongError(
+            f"The video is {duration_s:.1f} s long; the maximum duration allowed is {max_duration_s:g} s"
+        )
 
 
 def check_frame_size(width: int, height: int, max_frame_pixels: int, name: str) -> None:
