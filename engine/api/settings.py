@@ -6,18 +6,22 @@ receives an `ApiSettings`, never the whole settings object.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
+from engine.config import EngineSettings
+
 CREDENTIALS_FILE = "credentials"
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+_ENGINE_DEFAULTS = {setting.name: setting.default for setting in fields(EngineSettings)}
+"""The `api_*` defaults are EngineSettings' own: stated once, in engine/config.py."""
+DEFAULT_MAX_BODY_BYTES = _ENGINE_DEFAULTS["api_max_body_bytes"]
 
 
 @dataclass(frozen=True)
 class ApiSettings:
     """Authentication, rate limits and request-size limits of the HTTP API."""
 
-    auth_enabled: bool = True
+    auth_enabled: bool = _ENGINE_DEFAULTS["api_auth_enabled"]
     """Verify SigV4 on every request. Turn off only for local development."""
 
     credentials_file: Path | None = None
@@ -26,28 +30,28 @@ class ApiSettings:
     extra_credentials_file: Path | None = None
     """More access keys / accounts, same INI format; None = only the generated file."""
 
-    clock_skew_s: float = 900.0
+    clock_skew_s: float = _ENGINE_DEFAULTS["api_clock_skew_s"]
     """Largest allowed difference between X-Amz-Date and the server clock (AWS: 15 min)."""
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     """Largest request body; larger ones are refused (413) before they are read."""
 
-    start_rate_per_s: float = 20.0
+    start_rate_per_s: float = _ENGINE_DEFAULTS["api_start_rate_per_s"]
     """StartContentModeration calls per second per account (token refill); <= 0 = no limit."""
 
-    start_burst: int = 50
+    start_burst: int = _ENGINE_DEFAULTS["api_start_burst"]
     """StartContentModeration calls an idle account may make at once."""
 
-    get_rate_per_s: float = 500.0
+    get_rate_per_s: float = _ENGINE_DEFAULTS["api_get_rate_per_s"]
     """GetContentModeration calls per second per account; <= 0 = no limit."""
 
-    get_burst: int = 1000
+    get_burst: int = _ENGINE_DEFAULTS["api_get_burst"]
     """GetContentModeration calls an idle account may make at once."""
 
-    detect_rate_per_s: float = 50.0
+    detect_rate_per_s: float = _ENGINE_DEFAULTS["api_detect_rate_per_s"]
     """DetectModerationLabels calls per second per account; <= 0 = no limit."""
 
-    detect_burst: int = 100
+    detect_burst: int = _ENGINE_DEFAULTS["api_detect_burst"]
     """DetectModerationLabels calls an idle account may make at once."""
 
     def __post_init__(self) -> None:
