@@ -171,15 +171,16 @@ def run_two_jobs(runner, video: Path, rounds: int = 3) -> dict:
     }
 
 
-def model_alone(cache_dir: Path, batch_size: int, repeats: int = 8) -> dict:
-    """(d) The model alone at the production batch size, in a fresh process."""
-    return _in_fresh_process(_model_throughput, str(cache_dir), batch_size, repeats)
+def model_alone(cache_dir: Path, batch_size: int, precision: str = "auto",
+                repeats: int = 8) -> dict:
+    """(d) The model alone at the production batch size and precision, in a fresh process."""
+    return _in_fresh_process(_model_throughput, str(cache_dir), batch_size, precision, repeats)
 
 
-def _model_throughput(cache_dir: str, batch_size: int, repeats: int) -> dict:
+def _model_throughput(cache_dir: str, batch_size: int, precision: str, repeats: int) -> dict:
     from models.default import load_default_classifier
 
-    classifier = load_default_classifier(Path(cache_dir))
+    classifier = load_default_classifier(Path(cache_dir), precision=precision)
     frames = np.random.default_rng(0).integers(0, 256, size=(batch_size, 224, 224, 3), dtype=np.uint8)
     classifier.classify(frames)  # warm-up
     timings = []

@@ -22,7 +22,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from benchmarks.machine import machine_record
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULT_FILE = REPO_ROOT / "benchmarks" / "results" / "api_load.json"
@@ -312,8 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "command": "python -m benchmarks.bench_api_load " + " ".join(argv),
         "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
+            **machine_record(),
             "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         },
         "server": (

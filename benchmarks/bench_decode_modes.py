@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import engine.video.decode as decode_module
+from benchmarks.machine import machine_record
 from benchmarks.videos import bench_video
 from engine.video import decode_segment, plan_segments, probe_video
 from engine.video.keyframes import KeyframeUnavailable
@@ -138,11 +138,7 @@ def main() -> None:
     report = {
         "what": "decode_segment over all 20 s segments of a 60 s H.264 video (libx264 defaults, "
         "B-frames, 2 s GOP), 1 sample/s, 224x224 output, software decode; best of repeats",
-        "machine": {
-            "cpus": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(),
-            "load_average_at_start": os.getloadavg(),
-        },
+        "machine": {**machine_record(), "load_average_at_start": os.getloadavg()},
         "repeats": args.repeats,
         "videos": [measure(size, args.repeats) for size in args.sizes.split(",")],
     }

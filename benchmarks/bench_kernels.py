@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import machine_record
 from kernels.yuv import yuv_to_model_input, yuv_to_rgb_full_resolution_reference
 
 RESULTS = Path(__file__).resolve().parent / "results" / "kernels.json"
@@ -152,13 +152,7 @@ def main() -> None:
         "benchmark": "kernels",
         "what": f"batch of {BATCH} decoded frames -> float32 (N,3,224,224) normalised; no decode",
         "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-            "cuda": cuda,
-            "gpu": torch.cuda.get_device_name(0) if cuda else None,
-        },
+        "machine": {**machine_record(), "gpu": torch.cuda.get_device_name(0) if cuda else None},
         "results": results,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

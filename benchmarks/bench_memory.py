@@ -20,6 +20,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from benchmarks.machine import machine_record
+
 
 def write_test_video(path: Path, duration_s: float, size: tuple[int, int], fps: int = 30) -> None:
     """A moving-gradient H.264 video, 2 s GOP, libx264 defaults with B-frames."""
@@ -77,7 +79,8 @@ def measure_worker_peak_rss(video: str, segment_length_s: float = 20.0) -> dict:
 
 
 def run(short_s: float, size: tuple[int, int], workdir: Path) -> dict:
-    report = {"size": f"{size[0]}x{size[1]}", "segment_length_s": 20.0, "runs": []}
+    report = {"size": f"{size[0]}x{size[1]}", "segment_length_s": 20.0,
+              "machine": machine_record(), "runs": []}
     for duration_s in (short_s, short_s * 10):
         video = workdir / f"memory-{int(duration_s)}s.mp4"
         if not video.exists():

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.machine import machine_record
 from benchmarks.videos import bench_video
 from engine.cluster.segment_task import unique_frames
 from engine.video import decode_segment, plan_segments, probe_video
@@ -105,7 +105,7 @@ def main() -> None:
         "benchmark": "mode_bound",
         "what": "upper bound of keyframes-vs-accurate end to end from CPU work, 60 s videos",
         "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"platform": platform.platform(), "torch": torch.__version__},
+        "machine": machine_record(),
         "model_cpu_s_per_frame": {f"{threads}_threads": round(cost, 4)
                                   for threads, cost in model.items()},
         "videos": videos,

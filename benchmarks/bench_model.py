@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -25,8 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.machine import machine_record
 from models.default import load_default_classifier
-from models.runtime import cpu_has_native_bf16
+from models.runtime import CpuFeatures, PrecisionUnsupportedError, resolve_precision
 
 RESULTS = Path(__file__).resolve().parent / "results" / "model.json"
 
@@ -99,6 +99,20 @@ def markdown_table(cells: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def runnable_precisions(requested: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The requested precisions this CPU can run, and why the others were left out (bf16 on an
+    AVX2-only CPU is refused by the engine; its figure would not exist in production)."""
+    cpu, runnable, not_run = CpuFeatures.read(), [], {}
+    for precision in requested:
+        try:
+            resolve_precision(precision, torch.device("cpu"), cpu)
+            runnable.append(precision)
+        except PrecisionUnsupportedError as error:
+            not_run[precision] = str(error)
+            print(f"skipping {precision}: {error}", flush=True)
+    return runnable, not_run
+
+
 def main() -> None:
     args = parse_args()
     load_before = os.getloadavg()[0]
@@ -110,7 +124,8 @@ def main() -> None:
     largest = max(args.batch_sizes)
     pool = rng.integers(0, 256, size=(largest, 224, 224, 3), dtype=np.uint8)
     cells, shares = [], {}
-    for precision in args.precisions:
+    precisions, not_run = runnable_precisions(args.precisions)
+    for precision in precisions:
         classifier = load_default_classifier(cache_dir, precision=precision)
         for batch_size in args.batch_sizes:
             rate = frames_per_second(classifier.classify, pool[:batch_size], args.min_seconds)
@@ -123,17 +138,14 @@ def main() -> None:
         "model": "modengine-default 1.0",
         "what": "classify() frames/s: uint8 (N,224,224,3) in, 53 confidences out; no decode",
         "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
-        "machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "platform": platform.platform(), "torch": torch.__version__,
-                    "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                    "native_bf16": cpu_has_native_bf16(),
-                    "cuda": torch.cuda.is_available()},
+        "machine": machine_record(),
         "loads": loads,
+        "precisions_not_run": not_run,
         "results": cells,
         "fastest_batch_size": {
             precision: max((c for c in cells if c["precision"] == precision),
                            key=lambda c: c["frames_per_s"])["batch_size"]
-            for precision in args.precisions},
+            for precision in precisions},
         f"backbone_frames_per_s_at_batch_{largest}": shares,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from benchmarks.machine import machine_line
+
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
 CONTENDERS = ("floor", "naive", "engine-accurate", "engine-keyframes")
@@ -13,8 +15,9 @@ CONTENDERS = ("floor", "naive", "engine-accurate", "engine-keyframes")
 def render_markdown(report: dict) -> str:
     lines = [
         (f"Videos: H.264 {report['video_duration_s']} s, 30 fps, 2 s GOP, B-frames; "
-        f"1 sample per {report['sample_interval_ms']} ms; {report['machine']['cpus']} CPUs; "
-        f"measured {report['started']}{' (quick)' if report['quick'] else ''}."),
+        f"1 sample per {report['sample_interval_ms']} ms; measured "
+        f"{report['started']}{' (quick)' if report['quick'] else ''} on "
+        f"{machine_line(report['machine'])}."),
         "",
         ("| video | floor (decode all) | naive | engine accurate | engine keyframes "
         "| accurate vs floor | accurate vs naive | keyframes vs accurate | peak RSS worker / naive (MB) |"),
@@ -30,7 +33,8 @@ def render_markdown(report: dict) -> str:
     model, two = report["model_alone"], report["two_jobs"]
     lines += [
         "",
-        (f"Model alone at batch {model['batch_size']}: {model['frames_per_s']:.1f} frames/s. "
+        (f"Model alone at batch {model['batch_size']}: {model['frames_per_s']:.1f} frames/s "
+        f"({model['precision']}). "
         f"Two jobs together: {two['concurrent_s']:.1f} s vs {two['sequential_s']:.1f} s one after the "
         f"other ({two['speedup']:.2f}x); mean batch size {two['mean_batch_size_two_jobs']:.1f} "
         f"(two jobs) vs {two['mean_batch_size_one_job']:.1f} (one job)."),

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
 from benchmarks.adapters import EngineAdapter, FloorAdapter, NaiveAdapter, model_alone, run_two_jobs
+from benchmarks.machine import machine_record
 from benchmarks.report import render_markdown, update_readme, write_chart
 from benchmarks.videos import bench_video
 from engine.cluster.runner import VideoModerationRunner
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         "video_duration_s": duration_s,
         "sample_interval_ms": settings.sample_interval_ms,
         "repeats": args.repeats,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine_record(settings.precision),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "videos": {},
     }
@@ -57,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                       EngineAdapter(runner, "accurate"), EngineAdapter(runner, "keyframes")]
         for name, video in videos.items():
             report["videos"][name] = _measure_video(contenders, video, duration_s, args.repeats)
-        report["model_alone"] = model_alone(settings.weights_dir, settings.max_batch_size)
+        report["model_alone"] = model_alone(settings.weights_dir, settings.max_batch_size,
+                                            settings.precision)
         report["two_jobs"] = run_two_jobs(runner, videos.get("720p", next(iter(videos.values()))))
     finally:
         runner.shutdown()

@@ -20,10 +20,12 @@ import os
 import sys
 from pathlib import Path
 
-from engine.config import load_settings
+from engine.cluster.model_loader import ModelCannotRunError
+from engine.config import SettingsError, load_settings
 from engine.logs import configure_logging
 from models.base import NoModelInstalledError
 
+EXIT_BAD_SETTINGS = 2
 EXIT_NO_MODEL = 3
 EXIT_BAD_VIDEO = 4
 EXIT_NO_SUCH_JOB = 5
@@ -79,12 +81,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # `serve` switches to INFO itself (engine/server.py); the format is the settings' log_format.
-    configure_logging(load_settings(args.config).log_format,
-                      logging.INFO if args.verbose else logging.WARNING)
-    handlers = {"moderate": run_moderate, "serve": run_serve, "put": run_put, "report": run_report,
-                "jobs": run_jobs}
-    return handlers[args.command](args)
+    try:
+        # `serve` switches to INFO itself (engine/server.py); the format is the settings'.
+        configure_logging(load_settings(args.config).log_format,
+                          logging.INFO if args.verbose else logging.WARNING)
+        handlers = {"moderate": run_moderate, "serve": run_serve, "put": run_put,
+                    "report": run_report, "jobs": run_jobs}
+        return handlers[args.command](args)
+    except SettingsError as error:  # a bad MODENGINE_* value or TOML file: one line, no trace
+        print(f"modengine: {error}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
+    except ModelCannotRunError as error:  # e.g. bf16 asked of a CPU that cannot run it
+        print(f"modengine: {error}", file=sys.stderr)
+        return EXIT_NO_MODEL
+
+
+def check_local_hardware(settings) -> None:
+    """Refuse, before Ray starts, settings this machine's hardware cannot run (a local Ray runs
+    the model here; a remote cluster's pool checks its own nodes when it starts)."""
+    if settings.ray_address or settings.model != "default":
+        return
+    import torch
+
+    from engine.cluster.model_loader import check_precision_runs
+
+    on_gpu = settings.use_gpus == "auto" and torch.cuda.is_available()
+    check_precision_runs(settings, "cuda" if on_gpu else "cpu")
 
 
 def run_moderate(args: argparse.Namespace) -> int:
@@ -103,6 +125,7 @@ def run_moderate(args: argparse.Namespace) -> int:
     if not Path(args.path).is_file():
         print(f"modengine: no such file: {args.path}", file=sys.stderr)
         return EXIT_BAD_VIDEO
+    check_local_hardware(settings)
     runner = VideoModerationRunner(settings)
     try:
         result = runner.moderate(
@@ -132,6 +155,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from engine.server import serve
 
     settings = load_settings(args.config, data_dir=args.data_dir, host=args.host, port=args.port)
+    check_local_hardware(settings)
     serve(settings, settings.host, settings.port)
     return 0
 

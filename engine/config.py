@@ -23,6 +23,10 @@ else:  # pragma: no cover
 ENV_PREFIX = "MODENGINE_"
 
 
+class SettingsError(ValueError):
+    """A setting has a value the engine cannot use; the message names each problem."""
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """Every knob of the engine, with its default and bound in the docstring of each field."""
@@ -81,7 +85,9 @@ class EngineSettings:
     """Intra-op threads for the classifier; None lets torch decide."""
 
     precision: str = "auto"
-    """Classifier precision: "auto" (bf16 where the device is fast at it), "fp32" or "bf16"."""
+    """Classifier precision: "auto" (bf16 where the device does it natively: a bf16 GPU, a CPU
+    with AVX512-BF16 or AMX; else fp32), "fp32" or "bf16". An explicit "bf16" that the hardware
+    cannot run (an AVX2-only CPU) is refused at start, naming the missing CPU flags."""
 
     segment_task_cpus: float = 1.0
     """Ray CPUs reserved by each segment decode task (> 0). A task keeps its reservation while
@@ -219,7 +225,7 @@ class EngineSettings:
         if self.log_format not in ("text", "json"):
             problems.append("log_format must be 'text' or 'json'")
         if problems:
-            raise ValueError("invalid settings: " + "; ".join(problems))
+            raise SettingsError("invalid settings: " + "; ".join(problems))
 
     def _paths_from_text(self) -> None:
         """Path settings given as text (`EngineSettings(data_dir="/srv/x")`, as people type
@@ -272,15 +278,30 @@ def load_settings(
     values: dict[str, Any] = {}
     toml_path = toml_path or environ.get(ENV_PREFIX + "CONFIG")
     if toml_path:
-        document = tomllib.loads(Path(toml_path).read_text(encoding="utf-8"))
-        document = document.get("modengine", document)
-        for key, raw in document.items():
+        for key, raw in _read_toml(Path(toml_path)).items():
             if key not in known:
-                raise ValueError(f"unknown setting {key!r} in {toml_path}")
-            values[key] = _coerce(key, raw, known[key])
+                raise SettingsError(f"unknown setting {key!r} in {toml_path}")
+            values[key] = _coerce_named(key, raw, known[key], f"in {toml_path}")
     for key, default in known.items():
         env_name = ENV_PREFIX + key.upper()
         if env_name in environ:
-            values[key] = _coerce(key, environ[env_name], default)
+            values[key] = _coerce_named(key, environ[env_name], default, f"from ${env_name}")
     values.update({k: v for k, v in overrides.items() if v is not None})
     return EngineSettings(**values)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise SettingsError(f"cannot read the settings file {path}: {error.strerror}") from error
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"the settings file {path} is not valid TOML: {error}") from error
+    return document.get("modengine", document)
+
+
+def _coerce_named(name: str, raw: Any, default: Any, where: str) -> Any:
+    try:
+        return _coerce(name, raw, default)
+    except (TypeError, ValueError) as error:
+        raise SettingsError(f"setting {name} {where}: {raw!r} is not a valid value") from error

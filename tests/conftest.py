@@ -30,19 +30,20 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skip `gpu` tests without CUDA; MODENGINE_REQUIRE_GPU=1 turns the skip into a failure."""
-    try:
-        import torch
+    """Skip tests whose capability marker (`gpu`, `bf16`: tests/capabilities.py) this machine
+    lacks, saying why; MODENGINE_REQUIRE_<MARKER>=1 turns that skip into a failure."""
+    from tests.capabilities import CAPABILITIES, machine_capabilities, require_switch, skip_reason
 
-        has_cuda = torch.cuda.is_available()
-    except Exception:  # noqa: BLE001 - no torch means no GPU
-        has_cuda = False
-    if has_cuda or os.environ.get("MODENGINE_REQUIRE_GPU") == "1":
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU (set MODENGINE_REQUIRE_GPU=1 to fail instead)")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+    cpu, has_cuda, cuda_bf16 = machine_capabilities()
+    for capability in CAPABILITIES:
+        reason = skip_reason(capability.marker, cpu, has_cuda, cuda_bf16)
+        if reason is None or os.environ.get(require_switch(capability.marker)) == "1":
+            continue
+        skip = pytest.mark.skip(
+            reason=f"{reason} (set {require_switch(capability.marker)}=1 to fail instead)")
+        for item in items:
+            if capability.marker in item.keywords:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -99,8 +99,11 @@ class InferencePool:
     """A fixed set of inference actors shared by all jobs of one runner."""
 
     def __init__(self, settings: EngineSettings) -> None:
-        ensure_model_available(settings)
         count, resources = actor_placement(settings, ray.cluster_resources())
+        # Local Ray: the actors run on this machine, whose CPU the driver can check.
+        local = not settings.ray_address
+        ensure_model_available(settings, ("cuda" if resources.get("num_gpus") else "cpu")
+                               if local else None)
         actor_class = ray.remote(InferenceActor).options(
             **resources,
             max_restarts=-1,

@@ -13,6 +13,14 @@ from engine.config import EngineSettings
 from models.base import FrameClassifier, NoModelInstalledError
 
 
+class ModelCannotRunError(NoModelInstalledError):
+    """The model is installed but cannot run here as configured (bf16 on a CPU without it).
+
+    A NoModelInstalledError, so every caller that already reports a missing model (the CLI's
+    exit code, a job's FAILED status, batch) reports this the same readable way.
+    """
+
+
 def load_classifier(settings: EngineSettings) -> FrameClassifier:
     """Construct the configured classifier; raises NoModelInstalledError when there is none."""
     if settings.model == "default":
@@ -24,9 +32,14 @@ def load_classifier(settings: EngineSettings) -> FrameClassifier:
     return classifier
 
 
-def ensure_model_available(settings: EngineSettings) -> None:
+def ensure_model_available(settings: EngineSettings, device: str | None = None) -> None:
     """Cheap check, in the driver, that the configured model can be built at all (its code
-    imports), so a missing model is reported at once instead of through failing actors."""
+    imports, and on a CPU `device` its precision can run on this CPU), so a missing model or
+    an impossible setting is reported at once instead of through failing actors.
+
+    device: where the actors will run ("cpu" or "cuda"); None skips the precision check, for
+    drivers that cannot know (a remote cluster's workers may be other machines).
+    """
     if settings.model == "default":
         try:
             import models.default  # noqa: F401
@@ -34,13 +47,29 @@ def ensure_model_available(settings: EngineSettings) -> None:
             raise NoModelInstalledError(
                 f"no moderation model is installed: the default classifier is not available ({error})"
             ) from error
+        if device is not None:
+            check_precision_runs(settings, device)
         return
     _import_factory(settings.model)
+
+
+def check_precision_runs(settings: EngineSettings, device: str) -> str:
+    """The precision the default model will run in on `device` (of this machine), or
+    ModelCannotRunError naming what the hardware lacks (an explicit bf16 on an AVX2-only CPU)."""
+    import torch
+
+    from models.runtime import PrecisionUnsupportedError, resolve_precision
+
+    try:
+        return resolve_precision(settings.precision, torch.device(device))
+    except PrecisionUnsupportedError as error:
+        raise ModelCannotRunError(str(error)) from error
 
 
 def _load_default(settings: EngineSettings) -> FrameClassifier:
     try:
         from models.default import load_default_classifier
+        from models.runtime import PrecisionUnsupportedError
     except ImportError as error:
         raise NoModelInstalledError(
             "no moderation model is installed: the default classifier (models.default) is not "
@@ -53,6 +82,8 @@ def _load_default(settings: EngineSettings) -> FrameClassifier:
         )
     except (FileNotFoundError, ModuleNotFoundError) as error:
         raise NoModelInstalledError(f"the default model's weights are not installed: {error}") from error
+    except PrecisionUnsupportedError as error:  # an actor on a CPU the driver did not check
+        raise ModelCannotRunError(str(error)) from error
 
 
 def _import_factory(spec: str):

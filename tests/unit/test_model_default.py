@@ -9,7 +9,12 @@ import torch
 from models.base import FrameClassifier, ModelInfo
 from models.default import load_default_classifier
 from models.nudenet_extra import nudenet_installed
-from models.runtime import cpu_has_native_bf16, resolve_device, resolve_precision
+from models.runtime import (
+    CpuFeatures,
+    PrecisionUnsupportedError,
+    resolve_device,
+    resolve_precision,
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +59,7 @@ def test_batch_result_equals_one_frame_at_a_time(fp32_classifier, random_frames)
     np.testing.assert_allclose(batched, single, atol=1e-3)
 
 
+@pytest.mark.bf16
 def test_bf16_scores_stay_close_to_fp32(cache_dir, fp32_classifier, random_frames):
     bf16 = load_default_classifier(cache_dir, precision="bf16")
     assert bf16.precision == "bf16"
@@ -87,20 +93,19 @@ def test_use_nudenet_without_the_package_keeps_the_default_model(cache_dir):
     assert classifier.extra_detectors == ()
 
 
-def test_precision_resolution(tmp_path):
+def test_precision_resolution_on_this_machine():
+    """The recorded-flag-set cases are in test_runtime_precision.py; here, the CPU at hand."""
     cpu = torch.device("cpu")
+    here = CpuFeatures.read()
     assert resolve_precision("fp32", cpu) == "fp32"
-    assert resolve_precision("bf16", cpu) == "bf16"
+    assert resolve_precision("auto", cpu) == ("bf16" if here.native_bf16 else "fp32")
+    if here.runs_bf16:
+        assert resolve_precision("bf16", cpu) == "bf16"
+    else:
+        with pytest.raises(PrecisionUnsupportedError, match="avx512"):
+            resolve_precision("bf16", cpu)
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("fp16", cpu)
-    with_amx = tmp_path / "amx"
-    with_amx.write_text("processor : 0\nflags : fpu sse avx512f amx_bf16 amx_tile\n")
-    without = tmp_path / "plain"
-    without.write_text("processor : 0\nflags : fpu sse avx2\n")
-    assert cpu_has_native_bf16(with_amx) and not cpu_has_native_bf16(without)
-    assert not cpu_has_native_bf16(tmp_path / "missing")
-    expected = "bf16" if cpu_has_native_bf16() else "fp32"
-    assert resolve_precision("auto", cpu) == expected
 
 
 def test_device_resolution():

@@ -55,8 +55,15 @@ def test_fresh_cache_loads_offline_then_warm_start_is_fast(tmp_path, no_network)
     print(f"cold load {cold_s:.2f} s, warm load {warm_s:.2f} s")
     assert warm_s < WARM_LOAD_LIMIT_S
     assert {path: path.stat().st_mtime_ns for path in cache_dir.iterdir()} == mtimes
+    # The cache promises the same weights, bit for bit: compare those exactly.
+    for source in BACKBONES:
+        converted = classifier.ensemble.backbones[source].state_dict()
+        for key, tensor in warm.ensemble.backbones[source].state_dict().items():
+            assert torch.equal(tensor, converted[key]), f"{source}.{key}"
+    # Scores only within float rounding: two loads of the same weights need not run the same
+    # kernels (oneDNN picks them per allocation and ISA; 1.9e-6 apart seen on an AVX2 CPU).
     frame = np.full((1, 224, 224, 3), 128, dtype=np.uint8)
-    np.testing.assert_array_equal(classifier.classify(frame), warm.classify(frame))
+    np.testing.assert_allclose(classifier.classify(frame), warm.classify(frame), rtol=0, atol=1e-4)
 
 
 def test_cache_file_carries_source_hash_and_converter_version(tmp_path):
