@@ -71,6 +71,8 @@ def _check_keras_config(model: TfjsModel) -> None:
     strides = [stride for _, _, repeats, first in STAGES
                for stride in [first] + [1] * (repeats - 1)]
     for index, keras in enumerate(_block_names()):
+        if f"{keras}_depthwise" not in layers:
+            raise WeightImportError(f"nsfwjs mobilenet_v2 has no layer {keras}_depthwise")
         found = layers[f"{keras}_depthwise"]["config"]["strides"]
         if found != [strides[index]] * 2:
             raise WeightImportError(f"{keras}_depthwise has strides {found}, "
@@ -161,6 +163,8 @@ def mobilenet_v2_mid_state_dict_from(model: TfjsModel) -> StateDict:
             arrays["classifier.0.weight"] = take(inputs[1]).T
             arrays["classifier.0.bias"] = take(inputs[2])
     by_op = {node["op"]: node for node in nodes if node["op"] in ("Mul", "Sub")}
+    if set(by_op) != {"Mul", "Sub"}:
+        raise WeightImportError("nsfwjs mobilenet_v2_mid: no Mul and Sub before the stem")
     scale = take(next(name for name in by_op["Mul"]["input"] if name in source))
     shift = take(next(name for name in by_op["Sub"]["input"] if name in source))
     arrays["pixel_scale"] = np.array(float(scale) / 255.0)  # the graph is fed RGB / 255
