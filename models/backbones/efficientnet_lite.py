@@ -56,10 +56,10 @@ class SameConv2d(ConvAct):
     input size."""
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1,
-                 activation: str = "none"):
+                 activation: str = "none", bias: bool = True):
         symmetric = kernel // 2 if stride == 1 else 0
         super().__init__(in_ch, out_ch, kernel, stride=stride, padding=symmetric, groups=groups,
-                         activation=activation)
+                         bias=bias, activation=activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride[0] == 1:
