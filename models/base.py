@@ -21,6 +21,7 @@ class ModelInfo:
     name: str
     version: str
     input_size: tuple[int, int]  # (height, width) of the frames it expects
+    sources: tuple[str, ...] = ()  # the evidence sources loaded (models/sources.py)
 
 
 @runtime_checkable
@@ -36,6 +37,24 @@ class FrameClassifier(Protocol):
         A parent's confidence must be at least its most confident child's.
         """
         ...
+
+
+@dataclass(frozen=True)
+class FrameOutputs:
+    """What a classifier says about a batch: label confidences (N, len(taxonomy)) and
+    content-type confidences (N, len(content_types)), both 0..100."""
+
+    labels: np.ndarray
+    content_types: np.ndarray
+
+
+def classify_frames(classifier: FrameClassifier, frames: np.ndarray) -> FrameOutputs:
+    """Labels and content types of any FrameClassifier: one that scores no content types (no
+    `content_types` attribute, like the test doubles) gets an empty (N, 0) block."""
+    if getattr(classifier, "content_types", ()):
+        return classifier.classify_frames(frames)
+    labels = classifier.classify(frames)
+    return FrameOutputs(labels, np.zeros((len(labels), 0), dtype=np.float32))
 
 
 class NoModelInstalledError(RuntimeError):

@@ -18,6 +18,7 @@ from models.taxonomy import Taxonomy, load_taxonomy
 
 REDUCERS = ("sum", "max")
 COMBINERS = ("mean", "max")
+CONTENT_TYPE_NAMES = ("Animated", "Illustrated")  # Rekognition's ContentType names
 
 
 class EvidenceMapError(ValueError):
@@ -66,11 +67,23 @@ class LabelEvidence:
 
 
 @dataclass(frozen=True)
+class ContentTypeEvidence:
+    """Evidence for one Rekognition ContentType ("Animated", "Illustrated"): not a label of the
+    taxonomy but a property of the whole frame, reported beside the labels."""
+
+    name: str
+    combine: str
+    terms: tuple[EvidenceTerm, ...]
+    why: str
+
+
+@dataclass(frozen=True)
 class EvidenceMap:
     version: str
     taxonomy: Taxonomy
     sources: dict[str, SourceSpec]
     labels: tuple[LabelEvidence, ...]
+    content_types: tuple[ContentTypeEvidence, ...] = ()
 
     def for_label(self, index: int) -> LabelEvidence | None:
         return next((entry for entry in self.labels if entry.label_index == index), None)
@@ -117,7 +130,19 @@ def parse_evidence_map(document: dict, taxonomy: Taxonomy) -> EvidenceMap:
         labels.append(LabelEvidence(label.index, raw["combine"], terms, raw.get("why", "")))
     if len({entry.label_index for entry in labels}) != len(labels):
         raise EvidenceMapError("a label is listed twice in the evidence map")
-    return EvidenceMap(str(document["version"]), taxonomy, sources, tuple(labels))
+    content_types = tuple(_parse_content_type(raw, sources)
+                          for raw in document.get("content_types", ()))
+    return EvidenceMap(str(document["version"]), taxonomy, sources, tuple(labels), content_types)
+
+
+def _parse_content_type(raw: dict, sources: dict[str, SourceSpec]) -> ContentTypeEvidence:
+    if raw["name"] not in CONTENT_TYPE_NAMES:
+        raise EvidenceMapError(f"content type must be one of {CONTENT_TYPE_NAMES}, "
+                               f"got {raw['name']!r}")
+    if raw["combine"] not in COMBINERS:
+        raise EvidenceMapError(f"{raw['name']!r}: combine must be one of {COMBINERS}")
+    terms = tuple(_parse_term(term, sources) for term in raw["evidence"])
+    return ContentTypeEvidence(raw["name"], raw["combine"], terms, raw.get("why", ""))
 
 
 @cache
@@ -143,25 +168,58 @@ class EvidenceHead:
         self.taxonomy = evidence_map.taxonomy
         self.enabled_sources = frozenset(enabled_sources)
 
+    def _calibrated(self, probabilities: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        sources = self.evidence_map.sources
+        return {name: sources[name].calibrate(np.asarray(values, dtype=np.float32))
+                for name, values in probabilities.items() if name in self.enabled_sources}
+
+    def _combined(self, calibrated: dict[str, np.ndarray], terms: tuple[EvidenceTerm, ...],
+                  combine: str) -> np.ndarray | None:
+        """One label's (or content type's) evidence 0..1 from its enabled terms; None when no
+        term's source is enabled (nothing loaded can see it)."""
+        values = [
+            _reduce(calibrated[term.source][:, list(term.indices)],
+                    self.evidence_map.sources[term.source].reduce)
+            for term in terms if term.source in self.enabled_sources
+        ]
+        if not values:
+            return None
+        stacked = np.stack(values, axis=1)
+        return stacked.mean(axis=1) if combine == "mean" else stacked.max(axis=1)
+
     def own_evidence(self, probabilities: dict[str, np.ndarray], batch_size: int) -> np.ndarray:
         """Probability 0..1 per label from its own terms only, before the hierarchy."""
         own = np.zeros((batch_size, len(self.taxonomy)), dtype=np.float32)
-        sources = self.evidence_map.sources
-        calibrated = {name: sources[name].calibrate(np.asarray(values, dtype=np.float32))
-                      for name, values in probabilities.items() if name in self.enabled_sources}
+        calibrated = self._calibrated(probabilities)
         for entry in self.evidence_map.labels:
-            values = [
-                _reduce(calibrated[term.source][:, list(term.indices)],
-                        self.evidence_map.sources[term.source].reduce)
-                for term in entry.terms
-                if term.source in self.enabled_sources
-            ]
-            if values:
-                stacked = np.stack(values, axis=1)
-                own[:, entry.label_index] = (
-                    stacked.mean(axis=1) if entry.combine == "mean" else stacked.max(axis=1)
-                )
+            combined = self._combined(calibrated, entry.terms, entry.combine)
+            if combined is not None:
+                own[:, entry.label_index] = combined
         return np.clip(own, 0.0, 1.0)
+
+    def covered_labels(self) -> list[int]:
+        """The labels some enabled source gives evidence for, with their ancestors (lifted by
+        them), in taxonomy order: all that this head can ever report. The rest are not
+        reported at any MinConfidence: a label nothing loaded can see is not a 0% finding."""
+        seen = [entry.label_index for entry in self.evidence_map.labels
+                if any(term.source in self.enabled_sources for term in entry.terms)]
+        return self.taxonomy.with_ancestors(seen)
+
+    @property
+    def content_type_names(self) -> tuple[str, ...]:
+        """The content types some enabled source gives evidence for, in map order."""
+        return tuple(entry.name for entry in self.evidence_map.content_types
+                     if any(term.source in self.enabled_sources for term in entry.terms))
+
+    def content_types(self, probabilities: dict[str, np.ndarray], batch_size: int) -> np.ndarray:
+        """Confidence 0..100 per frame of each of `content_type_names`: (N, C)."""
+        calibrated = self._calibrated(probabilities)
+        columns = [self._combined(calibrated, entry.terms, entry.combine)
+                   for entry in self.evidence_map.content_types
+                   if entry.name in self.content_type_names]
+        if not columns:
+            return np.zeros((batch_size, 0), dtype=np.float32)
+        return np.clip(np.stack(columns, axis=1), 0.0, 1.0).astype(np.float32) * np.float32(100)
 
     def __call__(self, probabilities: dict[str, np.ndarray], batch_size: int) -> np.ndarray:
         confidences = self.own_evidence(probabilities, batch_size)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from models.backbones.layers import frames_to_pixels
-from models.base import ModelInfo, check_confidences
+from models.base import FrameOutputs, ModelInfo, check_confidences
 from models.evidence import EvidenceHead
 
 # An extra detector maps a uint8 frame batch to {source name: (N, C) scores in 0..1}.
@@ -33,14 +33,22 @@ class BackboneEnsemble(nn.Module):
 
 
 class HierarchicalClassifier:
-    """Backbones -> per-source probabilities -> evidence per label -> taxonomy confidences."""
+    """Backbones -> per-source probabilities -> evidence per label -> taxonomy confidences.
+
+    Its `taxonomy` is the part of the head's that the enabled sources can see (each covered
+    label with its ancestors): a label no loaded network gives evidence for is not in it, so it
+    is never reported, at any MinConfidence. `content_types` names the Rekognition content
+    types (Illustrated...) it scores beside the labels.
+    """
 
     def __init__(self, ensemble: BackboneEnsemble, head: EvidenceHead, info: ModelInfo, *,
                  device: torch.device, precision: str,
                  extra_detectors: tuple[ExtraDetector, ...] = ()) -> None:
         self.ensemble = ensemble
         self.head = head
-        self.taxonomy = head.taxonomy
+        self._columns = head.covered_labels()
+        self.taxonomy = head.taxonomy.restricted_to(self._columns)
+        self.content_types = head.content_type_names
         self.info = info
         self.device = device
         self.precision = precision
@@ -69,8 +77,15 @@ class HierarchicalClassifier:
 
     def classify(self, frames: np.ndarray) -> np.ndarray:
         """uint8 (N, 224, 224, 3) RGB -> float32 (N, len(taxonomy)) confidences 0..100."""
+        return self.classify_frames(frames).labels
+
+    def classify_frames(self, frames: np.ndarray) -> FrameOutputs:
+        """Label confidences and content-type confidences of a batch, from one forward pass."""
         self._check_frames(frames)
         if len(frames) == 0:
-            return np.zeros((0, len(self.taxonomy)), dtype=np.float32)
-        scores = self.head(self.source_probabilities(frames), len(frames))
-        return check_confidences(self.taxonomy, scores, len(frames))
+            return FrameOutputs(np.zeros((0, len(self.taxonomy)), dtype=np.float32),
+                                np.zeros((0, len(self.content_types)), dtype=np.float32))
+        probabilities = self.source_probabilities(frames)
+        scores = self.head(probabilities, len(frames))[:, self._columns]
+        return FrameOutputs(check_confidences(self.taxonomy, scores, len(frames)),
+                            self.head.content_types(probabilities, len(frames)))

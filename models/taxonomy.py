@@ -69,6 +69,26 @@ class Taxonomy:
     def names(self) -> list[str]:
         return [label.name for label in self.labels]
 
+    def with_ancestors(self, indices) -> list[int]:
+        """`indices` and every ancestor of them, in taxonomy order."""
+        keep = set(indices)
+        for index in list(keep):
+            keep.update(ancestor.index for ancestor in self.ancestors(index))
+        return sorted(keep)
+
+    def restricted_to(self, indices: list[int]) -> Taxonomy:
+        """The sub-tree of the labels at `indices` (which must hold every ancestor of each, as
+        with_ancestors gives them), re-indexed in the same order: the labels a model with
+        partial coverage can actually report."""
+        new_index = {old: position for position, old in enumerate(indices)}
+        kept = [self.labels[old] for old in indices]
+        if any(label.parent is not None and label.parent not in new_index for label in kept):
+            raise ValueError("a restricted taxonomy must keep every ancestor of its labels")
+        return Taxonomy(self.version, tuple(
+            TaxonomyLabel(new_index[label.index], label.name, label.level,
+                          None if label.parent is None else new_index[label.parent])
+            for label in kept))
+
 
 def build_taxonomy(version: str, tree: dict) -> Taxonomy:
     """Flatten a nested {name: {child: {...}}} mapping into an ordered Taxonomy."""

