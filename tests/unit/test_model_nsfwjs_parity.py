@@ -160,6 +160,7 @@ def test_folding_and_fusing_keep_the_function(frames):
     assert prepared.stem_takes_pixels and prepared.blocks[1].project.folded
 
 
+@pytest.mark.bf16
 def test_bf16_stays_close_to_fp32(frames):
     state = nsfwjs_mobilenet_v2_state_dict(NSFWJS.locate())
     fp32 = run_ours(load_into(NsfwjsMobileNetV2(), state, "fp32"), frames)
