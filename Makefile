@@ -7,11 +7,17 @@ STAMP  := $(VENV)/.installed-stamp
 NPM_DIR      := $(VENV)/share/modengine/npm
 NPM_PACKAGES := nsfwjs@4.4.0 @mediapipe/hands@0.4.1675469240
 NPM_STAMP    := $(NPM_DIR)/.packed-stamp
+# Photographs with bare hands for the hand-detector tests: two files of Debian's opencv-doc
+# sample data, taken out of the downloaded .deb (nothing is installed system-wide).
+PHOTO_DIR    := $(VENV)/share/modengine/photos
+PHOTO_FILES  := right04.jpg messi5.jpg
+PHOTO_SOURCE := ./usr/share/doc/opencv-doc/examples/data
+PHOTO_STAMP  := $(PHOTO_DIR)/.unpacked-stamp
 PYTEST_ARGS ?=
 VIDEO ?=
 BENCH_QUICK ?=
 
-.PHONY: install browser test test-unit test-integration demo bench lint clean
+.PHONY: install browser photos test test-unit test-integration demo bench lint clean
 
 install: $(STAMP) $(NPM_STAMP)
 
@@ -36,10 +42,23 @@ browser:
 	      || echo "chromium could not be installed; the report rendering test will skip"; \
 	  else echo "no chromium and no root apt-get; the report rendering test will skip"; fi; }
 
-test: install browser
+photos: $(PHOTO_STAMP)
+
+# Without apt-get or the registry, the photo tests skip and say why; nothing else depends on it.
+$(PHOTO_STAMP):
+	@mkdir -p $(PHOTO_DIR); tmp=$$(mktemp -d); \
+	if command -v apt-get >/dev/null 2>&1 && (cd $$tmp && { apt-get download -qq opencv-doc \
+	    || { apt-get update -qq && apt-get download -qq opencv-doc; }; }) >/dev/null 2>&1; then \
+	  dpkg-deb --fsys-tarfile $$tmp/opencv-doc_*.deb \
+	    | tar -x -C $$tmp $(addprefix $(PHOTO_SOURCE)/,$(PHOTO_FILES)) \
+	  && cp $(addprefix $$tmp/$(PHOTO_SOURCE)/,$(PHOTO_FILES)) $(PHOTO_DIR)/ && touch $@; \
+	else echo "opencv-doc could not be downloaded; the real-photo hand tests will skip"; fi; \
+	rm -rf $$tmp
+
+test: install browser photos
 	$(PY) -m pytest tests -q $(PYTEST_ARGS)
 
-test-unit: install
+test-unit: install photos
 	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 test-integration: install browser

