@@ -89,7 +89,8 @@ def backbone_shares(classifier, frames: np.ndarray, min_seconds: float) -> dict[
                 backbone.forward_pixels(frames_to_pixels(batch))
         runs[name] = run
     for detector in classifier.extra_detectors:
-        runs[getattr(detector, "source_name", type(detector).__name__)] = detector
+        (name,) = detector(frames[:1])  # a detector names its source in its output
+        runs[name] = detector
     rates = {name: frames_per_second(run, frames, min_seconds / 2)["best"]
              for name, run in runs.items()}
     total_ms = sum(1000.0 / rate for rate in rates.values())

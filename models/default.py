@@ -22,7 +22,7 @@ from models.base import ModelInfo
 from models.evidence import EvidenceHead, load_evidence_map
 from models.hierarchical import BackboneEnsemble, HierarchicalClassifier
 from models.runtime import resolve_device, resolve_precision
-from models.sources import BACKBONE, SOURCES, LoadContext, backbone_weights, default_source_names
+from models.sources import BACKBONE, SOURCES, LoadContext, default_source_names
 from models.weight_sources import WeightSourceMissingError
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "modengine-default"
 MODEL_VERSION = "1.1"
 INPUT_SIZE = (224, 224)
-
-# Each default backbone's module class and weights (what a fresh weight cache will hold).
-BACKBONES = backbone_weights()
-
 
 def load_default_classifier(cache_dir: Path, *, device: str | None = None,
                             precision: str = "auto", threads: int | None = None,

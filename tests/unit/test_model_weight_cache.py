@@ -15,13 +15,14 @@ from safetensors.torch import load_file, save_file
 
 from models.backbones.open_nsfw import OpenNsfwResNet
 from models.base import NoModelInstalledError
-from models.default import BACKBONES, load_default_classifier
+from models.default import load_default_classifier
+from models.sources import SOURCES, default_cached_weights
 from models.weight_cache import CachedWeights, load_into, load_state
 from models.weight_import import WeightImportError, open_nsfw_state_dict
 from models.weight_sources import OPEN_NSFW, WeightSource, WeightSourceMissingError
 
 WARM_LOAD_LIMIT_S = 2.0
-OPEN_NSFW_WEIGHTS = BACKBONES["open_nsfw"][1]
+(OPEN_NSFW_WEIGHTS,) = SOURCES["open_nsfw"].weights
 
 
 class NetworkUsedError(AssertionError):
@@ -46,7 +47,7 @@ def test_fresh_cache_loads_offline_then_warm_start_is_fast(tmp_path, no_network)
     classifier = load_default_classifier(cache_dir, precision="fp32")
     cold_s = time.perf_counter() - started
     cached = sorted(path.name for path in cache_dir.glob("*.safetensors"))
-    assert cached == sorted(f"{weights.name}.safetensors" for _, weights in BACKBONES.values())
+    assert cached == sorted(f"{weights.name}.safetensors" for weights in default_cached_weights())
     mtimes = {path: path.stat().st_mtime_ns for path in cache_dir.iterdir()}
 
     started = time.perf_counter()
@@ -56,7 +57,7 @@ def test_fresh_cache_loads_offline_then_warm_start_is_fast(tmp_path, no_network)
     assert warm_s < WARM_LOAD_LIMIT_S
     assert {path: path.stat().st_mtime_ns for path in cache_dir.iterdir()} == mtimes
     # The cache promises the same weights, bit for bit: compare those exactly.
-    for source in BACKBONES:
+    for source in classifier.ensemble.backbones:
         converted = classifier.ensemble.backbones[source].state_dict()
         for key, tensor in warm.ensemble.backbones[source].state_dict().items():
             assert torch.equal(tensor, converted[key]), f"{source}.{key}"
