@@ -85,9 +85,9 @@ class EngineSettings:
     """Intra-op threads for the classifier; None lets torch decide."""
 
     precision: str = "auto"
-    """Classifier precision: "auto" (bf16 where the device does it natively: a bf16 GPU, a CPU
-    with AVX512-BF16 or AMX; else fp32), "fp32" or "bf16". An explicit "bf16" that the hardware
-    cannot run (an AVX2-only CPU) is refused at start, naming the missing CPU flags."""
+    """Classifier precision: "auto" (bf16 where it is faster than fp32: a bf16 GPU, a CPU with
+    AMX; else fp32), "fp32" or "bf16". An explicit "bf16" that the hardware cannot run (an
+    AVX2-only CPU) is refused at start, naming the missing CPU flags."""
 
     segment_task_cpus: float = 1.0
     """Ray CPUs reserved by each segment decode task (> 0). A task keeps its reservation while
