@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 
 from engine import logs
-from engine.cluster.failures import ClusterFailure, describe_exception
+from engine.cluster import ClusterError, describe_exception, failure_message
 from engine.config import EngineSettings
 from engine.errors import ServiceError
 from engine.jobs.pipeline import SegmentRunner, process_job
@@ -181,7 +181,7 @@ class JobExecutor:
             )
             log.warning("job %s failed: %s", job_id, job.status_message)
             if self.metrics is not None:
-                self.metrics.job_failed(failure_kind(error))
+                self.metrics.job_failed(failure_metric_type(error))
         else:
             if self.metrics is not None and job.state is JobState.SUCCEEDED:
                 self.metrics.job_succeeded()
@@ -214,26 +214,13 @@ class ExecutorStoppedError(RuntimeError):
     """A job asked for the runner after stop(); it stays RUNNING for the next start."""
 
 
-def failure_kind(error: BaseException) -> str:
+def failure_metric_type(error: BaseException) -> str:
     """A short, bounded name for what failed a job (the metrics' error type): the error code
     of a contract error, else video / cluster / internal, as failure_message tells them apart."""
     if isinstance(error, VideoError):
         return "video"
     if isinstance(error, ServiceError):
         return error.code
-    if isinstance(error, ClusterFailure):
+    if isinstance(error, ClusterError):
         return "cluster"
     return "internal"
-
-
-def failure_message(error: BaseException) -> str:
-    """StatusMessage for a failed job: the video's own explanation, the cluster's plain account
-    of what failed, or a one-line internal error (exception type and first line, no traceback)."""
-    if isinstance(error, VideoError):
-        return str(error) or "The video could not be processed"
-    if isinstance(error, ServiceError):
-        return error.message
-    if isinstance(error, ClusterFailure):
-        return str(error)
-    log.error("internal error in a job", exc_info=error)
-    return f"Internal error while processing the video ({describe_exception(error)})"

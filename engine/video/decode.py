@@ -25,9 +25,9 @@ import av
 import numpy as np
 from av.codec.hwaccel import HWAccel
 
-from engine.video.hwdecode import check_hwaccel_mode, choose_hwaccel, software_frame
+from engine.video.hwdecode import check_hwaccel_mode, choose_hwaccel
 from engine.video.keyframes import (
-    KeyframeUnavailable,
+    KeyframeUnavailableError,
     decode_keyframes,
     keyframe_for_each_target,
     split_into_runs,
@@ -42,6 +42,7 @@ from engine.video.limits import (
 )
 from engine.video.nal import stream_nal_format
 from engine.video.plan import sample_times_ms
+from engine.video.scaling import UprightScaler
 from engine.video.selective import PacketSelector
 from engine.video.timeline import (
     StreamClock,
@@ -50,7 +51,7 @@ from engine.video.timeline import (
     first_frame_pts,
     open_video_container,
 )
-from engine.video.types import FrameBatch, Segment, VideoError, VideoProbe
+from engine.video.types import FrameBatch, Segment, SegmentDecodeRequest, VideoError, VideoProbe
 
 DECODE_MODES = ("accurate", "keyframes")
 """accurate: exact picks (every frame they depend on is decoded). keyframes: picks snap to the
@@ -77,6 +78,33 @@ class _SeekOvershot(Exception):
 
 class _OutputOutOfOrder(Exception):
     """With packets skipped the decoder emitted frames out of order: decode everything instead."""
+
+
+def decode_sampled_frames(request: SegmentDecodeRequest) -> FrameBatch:
+    """The frames `request` asks for, each distinct frame once (`unique_frames`)."""
+    return unique_frames(
+        decode_segment(
+            request.source, request.probe, request.segment, request.sample_interval_ms,
+            request.output_size, mode=request.mode, threads=request.threads,
+            hwaccel=request.hwaccel,
+        )
+    )
+
+
+def unique_frames(batch: FrameBatch) -> FrameBatch:
+    """Drop repeats: two sample times can select the same frame of a low-frame-rate video."""
+    keep, seen = [], set()
+    for position, timestamp in enumerate(batch.timestamps_ms):
+        if timestamp not in seen:
+            seen.add(timestamp)
+            keep.append(position)
+    if len(keep) == len(batch):
+        return batch
+    return FrameBatch(
+        frames=batch.frames[keep],
+        timestamps_ms=[batch.timestamps_ms[i] for i in keep],
+        sample_times_ms=[batch.sample_times_ms[i] for i in keep] if batch.sample_times_ms else [],
+    )
 
 
 def decode_segment(
@@ -169,14 +197,14 @@ class _SegmentDecoder:
         self._targets_ms = targets_ms
         self._settings = settings
         self._output_size = output_size
-        self._scaler = _UprightScaler(output_size, probe.rotation_degrees)
+        self._scaler = UprightScaler(output_size, probe.rotation_degrees)
 
     def pick(self, selective: bool) -> list[tuple[int, np.ndarray]]:
         """Keyframes mode: jump to each needed keyframe. Otherwise, or if that fails: sequential."""
         if self._settings.mode == "keyframes":
             try:
                 return self._pick_keyframes()
-            except KeyframeUnavailable:
+            except KeyframeUnavailableError:
                 pass  # the sequential decode below gives the same picks, only slower
         return self._pick_sequentially(selective)
 
@@ -197,7 +225,7 @@ class _SegmentDecoder:
         else:
             with ThreadPoolExecutor(len(runs), thread_name_prefix="keyframes") as pool:
                 scalers = [
-                    _UprightScaler(self._output_size, self._probe.rotation_degrees) for _ in runs
+                    UprightScaler(self._output_size, self._probe.rotation_degrees) for _ in runs
                 ]
                 for part in pool.map(self._decode_keyframe_run, runs, scalers):
                     arrays.update(part)
@@ -210,7 +238,7 @@ class _SegmentDecoder:
         return max(1, min(threads, _MAX_KEYFRAME_WORKERS))
 
     def _decode_keyframe_run(
-        self, wanted_ms: list[int], scaler: _UprightScaler
+        self, wanted_ms: list[int], scaler: UprightScaler
     ) -> dict[int, np.ndarray]:
         """Decode (one thread) and convert the keyframes `wanted_ms` from a container of its own."""
         arrays = {}
@@ -225,7 +253,7 @@ class _SegmentDecoder:
                     container, stream, clock, wanted_ms, self._probe.keyframes_ms, guard
                 ):
                     arrays[keyframe_ms] = scaler.convert(frame)
-            except KeyframeUnavailable:
+            except KeyframeUnavailableError:
                 # FFmpeg drops a keyframe over max_pixels without an error: say so, as accurate
                 # mode does, rather than fall back and serve an earlier keyframe in its place.
                 _refuse_grown_frames(
@@ -404,34 +432,3 @@ def _timed(frames) -> Iterator[av.VideoFrame]:
     for frame in frames:
         if frame.pts is not None or frame.dts is not None:
             yield frame
-
-
-class _UprightScaler:
-    """Scales a decoded frame to (height, width) RGB with swscale, then rotates it upright.
-
-    For 90/270 degree rotation the coded picture is scaled to the swapped size first, so the
-    rotated result has exactly the requested (height, width).
-    """
-
-    def __init__(self, output_size: tuple[int, int], rotation_degrees: int) -> None:
-        self._height, self._width = output_size
-        self._quarter_turns = (rotation_degrees // 90) % 4
-        self._reformatter = av.video.reformatter.VideoReformatter()
-
-    def convert(self, frame: av.VideoFrame) -> np.ndarray:
-        if self._quarter_turns % 2:
-            coded_width, coded_height = self._height, self._width
-        else:
-            coded_width, coded_height = self._width, self._height
-        scaled = self._reformatter.reformat(
-            software_frame(frame),
-            width=coded_width,
-            height=coded_height,
-            format="rgb24",
-            interpolation="BILINEAR",
-        )
-        array = scaled.to_ndarray()
-        if self._quarter_turns:
-            # np.rot90 turns counter-clockwise, the display-matrix convention of the probe.
-            array = np.rot90(array, k=self._quarter_turns)
-        return np.ascontiguousarray(array)
