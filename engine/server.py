@@ -85,11 +85,8 @@ def build_server_app(
 
 
 def serve(
-    settings: EngineSettings,
-    host: str | None = None,
-    port: int | None = None,
-    runner_factory: RunnerFactory | None = None,
-    notify_settings: NotifySettings | None = None,
+    settings: EngineSettings, host: str | None = None, port: int | None = None,
+    runner_factory: RunnerFactory | None = None, notify_settings: NotifySettings | None = None,
 ) -> None:
     """Run the API until interrupted; unfinished jobs resume at the next start."""
     configure_logging(settings.log_format, logging.INFO)

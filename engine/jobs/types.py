@@ -54,6 +54,9 @@ def check_transition(current: JobState, target: JobState) -> None:
 
 @dataclass(frozen=True)
 class NotificationChannel:
+    """Where a job's completion message is published: its SNS topic (or the webhook configured
+    for that ARN), and the role the real service would publish with."""
+
     sns_topic_arn: str
     role_arn: str
 

@@ -25,6 +25,7 @@ import av
 import numpy as np
 from av.codec.hwaccel import HWAccel
 
+from engine.video import timeline
 from engine.video.hwdecode import check_hwaccel_mode, choose_hwaccel
 from engine.video.keyframes import (
     KeyframeUnavailableError,
@@ -44,13 +45,6 @@ from engine.video.nal import stream_nal_format
 from engine.video.plan import sample_times_ms
 from engine.video.scaling import UprightScaler
 from engine.video.selective import PacketSelector
-from engine.video.timeline import (
-    StreamClock,
-    describe_ffmpeg_error,
-    display_name,
-    first_frame_pts,
-    open_video_container,
-)
 from engine.video.types import FrameBatch, Segment, SegmentDecodeRequest, VideoError, VideoProbe
 
 DECODE_MODES = ("accurate", "keyframes")
@@ -146,7 +140,7 @@ def decode_segment(
     check_hwaccel_mode(hwaccel)
     if time_limit_s is None:
         time_limit_s = default_decode_time_limit_s(segment.duration_ms)
-    name = display_name(source)
+    name = timeline.display_name(source)
     settings = _DecodeSettings(
         mode=mode,
         threads=threads,
@@ -166,7 +160,7 @@ def decode_segment(
     except av.error.FFmpegError as error:
         raise VideoError(
             f"Decoding {name} failed at {segment.start_ms}-{segment.stop_ms} ms "
-            f"({describe_ffmpeg_error(error)}); the file is probably damaged or truncated."
+            f"({timeline.describe_ffmpeg_error(error)}); the file is probably damaged or truncated."
         ) from error
     return FrameBatch(
         frames=np.stack([array for _, array in picks]),
@@ -243,7 +237,7 @@ class _SegmentDecoder:
         """Decode (one thread) and convert the keyframes `wanted_ms` from a container of its own."""
         arrays = {}
         with self._open(threads=1) as (container, stream):
-            clock = StreamClock(stream.time_base, _start_pts(container, stream))
+            clock = timeline.StreamClock(stream.time_base, _start_pts(container, stream))
 
             def guard(packets):
                 return _guarded_packets(packets, stream, self._source, self._settings)
@@ -270,7 +264,7 @@ class _SegmentDecoder:
         ]
         if seek_points_ms:
             with self._open() as (container, stream):
-                clock = StreamClock(stream.time_base, _start_pts(container, stream))
+                clock = timeline.StreamClock(stream.time_base, _start_pts(container, stream))
                 for seek_ms in seek_points_ms:
                     container.seek(
                         clock.latest_pts_at_or_before(seek_ms), stream=stream, backward=True
@@ -283,15 +277,15 @@ class _SegmentDecoder:
                         continue
         # From the very start of a freshly opened container: always correct, only slower.
         with self._open() as (container, stream):
-            clock = StreamClock(stream.time_base, _start_pts(container, stream))
+            clock = timeline.StreamClock(stream.time_base, _start_pts(container, stream))
             return self._pick_frames(container, stream, clock, selective, from_start=True)
 
     @contextmanager
     def _open(self, threads: int | None = None):
         """The container and its video stream, decoder configured (`threads` overrides the settings)."""
         index = self._probe.stream_index
-        name = display_name(self._source)
-        with open_video_container(
+        name = timeline.display_name(self._source)
+        with timeline.open_video_container(
             self._source, self._settings.hardware, self._settings.max_frame_pixels
         ) as container:
             if index >= len(container.streams) or container.streams[index].type != "video":
@@ -349,7 +343,7 @@ class _SegmentDecoder:
             if not from_start:  # the seek landed past the last keyframe (MPEG-TS does this)
                 raise _SeekOvershot()
             raise VideoError(
-                f"No frame of {display_name(self._source)} could be decoded near {targets_ms[0]} ms."
+                f"No frame of {timeline.display_name(self._source)} could be decoded near {targets_ms[0]} ms."
             )
         previous = self._with_array(previous)
         picks.extend((previous[0], previous[2]) for _ in targets_ms[next_target:])
@@ -374,7 +368,7 @@ def _start_pts(container, stream) -> int:
     if smallest is None:
         raise VideoError("The video contains no frames.")
     container.seek(smallest, stream=stream, backward=True)
-    return first_frame_pts(stream, smallest)
+    return timeline.first_frame_pts(stream, smallest)
 
 
 def _decoded_frames(
@@ -398,8 +392,8 @@ def _decoded_frames(
             bad_packets += 1
             if bad_packets > _MAX_BAD_PACKETS:
                 raise VideoError(
-                    f"{display_name(source)} is too damaged to decode "
-                    f"({describe_ffmpeg_error(error)} in {bad_packets} packets)."
+                    f"{timeline.display_name(source)} is too damaged to decode "
+                    f"({timeline.describe_ffmpeg_error(error)} in {bad_packets} packets)."
                 ) from error
             continue
         yield from _timed(frames)
@@ -411,14 +405,14 @@ def _refuse_grown_frames(codec_context, max_frame_pixels: int, source: str) -> N
     """FFmpeg refuses frames over max_pixels as "invalid data"; name the real cause instead."""
     width, height = codec_context.width, codec_context.height
     if width * height > max_frame_pixels:
-        check_frame_size(width, height, max_frame_pixels, display_name(source))
+        check_frame_size(width, height, max_frame_pixels, timeline.display_name(source))
 
 
 def _guarded_packets(
     packets, stream, source: str, settings: _DecodeSettings
 ) -> Iterator[av.Packet]:
     """Demuxed packets, each checked against the deadline and a believable size."""
-    name = display_name(source)
+    name = timeline.display_name(source)
     size_limit_bytes = packet_size_limit_bytes(
         stream.codec_context.width, stream.codec_context.height
     )

@@ -88,12 +88,8 @@ class ScriptedRunnerDouble:
         ]
 
     def run_segments(
-        self,
-        source: str,
-        probe: VideoProbe,
-        segments: Sequence[Segment],
-        on_segment_done: Callable[[Segment, SegmentOutcome], None],
-        decode_mode: str | None = None,
+        self, source: str, probe: VideoProbe, segments: Sequence[Segment],
+        on_segment_done: Callable[[Segment, SegmentOutcome], None], decode_mode=None,
     ) -> list[SegmentOutcome]:
         self.decode_modes.append(decode_mode)
         script = self._script(source)
