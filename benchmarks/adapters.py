@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.cluster.process_stats import peak_rss_mb
+from engine.local_runner import result_options
 
 SAMPLE_INTERVAL_S = 1.0
 
@@ -119,20 +120,22 @@ class EngineAdapter:
     def run(self, video: Path) -> dict:
         before = _pool_totals(self.runner)
         started = time.perf_counter()
-        result = self.runner.moderate(str(video), decode_mode=self.mode)
+        run = self.runner.run(str(video), result_options(self.runner.settings), decode_mode=self.mode)
         wall_s = time.perf_counter() - started
         return {
             "wall_s": wall_s,
-            "frames_classified": result.frame_count,
-            "segments": len(result.outcomes),
+            "frames_classified": run.result.frame_count,
+            "segments": len(run.outcomes),
             "mean_batch_size": _mean_batch(before, _pool_totals(self.runner)),
-            "peak_rss_mb": max(o.worker_peak_rss_mb for o in result.outcomes),
-            "inference_actor_peak_rss_mb": max(s["peak_rss_mb"] for s in self.runner.pool.stats()),
+            "peak_rss_mb": max(o.worker_peak_rss_mb for o in run.outcomes),
+            "inference_actor_peak_rss_mb": max(
+                s["peak_rss_mb"] for s in self.runner.cluster.pool.stats()
+            ),
         }
 
 
 def _pool_totals(runner) -> tuple[int, int]:
-    stats = runner.pool.stats()
+    stats = runner.cluster.pool.stats()
     return sum(s["frames"] for s in stats), sum(s["batches"] for s in stats)
 
 

@@ -26,7 +26,7 @@ import engine.video.decode as decode_module
 from benchmarks.machine import machine_record
 from benchmarks.videos import bench_video
 from engine.video import decode_segment, plan_segments, probe_video
-from engine.video.keyframes import KeyframeUnavailable
+from engine.video.keyframes import KeyframeUnavailableError
 
 RESULTS = Path(__file__).resolve().parent / "results" / "decode_modes.json"
 VARIANTS = ("accurate", "keyframes", "keyframes_sequential")
@@ -66,7 +66,7 @@ def _sequential_keyframes(enabled: bool):
         return
 
     def unavailable(*args, **kwargs):
-        raise KeyframeUnavailable("benchmarking the sequential keyframes decode")
+        raise KeyframeUnavailableError("benchmarking the sequential keyframes decode")
 
     original = decode_module.decode_keyframes
     decode_module.decode_keyframes = unavailable

@@ -28,8 +28,7 @@ import torch
 
 from benchmarks.machine import machine_record
 from benchmarks.videos import bench_video
-from engine.cluster.segment_task import unique_frames
-from engine.video import decode_segment, plan_segments, probe_video
+from engine.video import decode_segment, plan_segments, probe_video, unique_frames
 
 RESULTS = Path(__file__).resolve().parent / "results" / "mode_bound.json"
 SEGMENT_LENGTH_MS = 20_000

@@ -22,8 +22,8 @@ from benchmarks.adapters import EngineAdapter, FloorAdapter, NaiveAdapter, model
 from benchmarks.machine import machine_record
 from benchmarks.report import render_markdown, update_readme, write_chart
 from benchmarks.videos import bench_video
-from engine.cluster.runner import VideoModerationRunner
 from engine.config import load_settings
+from engine.local_runner import LocalRunner
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCHEMA_VERSION = 1
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         "videos": {},
     }
     videos = {name: bench_video(name, duration_s) for name in args.sizes.split(",")}
-    runner = VideoModerationRunner(settings)
+    runner = LocalRunner(settings)
     try:
         _warm_up(runner, videos)
         contenders = [FloorAdapter(), NaiveAdapter(settings.weights_dir),
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _warm_up(runner: VideoModerationRunner, videos: dict) -> None:
+def _warm_up(runner: LocalRunner, videos: dict) -> None:
     """Start Ray and load the model once, so no measurement pays for start-up."""
     runner.moderate(str(next(iter(videos.values()))), decode_mode="keyframes")
 

@@ -110,8 +110,8 @@ def check_local_hardware(settings) -> None:
 
 
 def run_moderate(args: argparse.Namespace) -> int:
-    from engine.cluster.runner import VideoModerationRunner
-    from engine.results.render import moderation_response, render_table
+    from engine.api.wire import moderation_result_to_wire
+    from engine.local_runner import LocalRunner
     from engine.video.types import VideoError
 
     settings = load_settings(
@@ -126,7 +126,7 @@ def run_moderate(args: argparse.Namespace) -> int:
         print(f"modengine: no such file: {args.path}", file=sys.stderr)
         return EXIT_BAD_VIDEO
     check_local_hardware(settings)
-    runner = VideoModerationRunner(settings)
+    runner = LocalRunner(settings)
     try:
         result = runner.moderate(
             str(Path(args.path).resolve()),
@@ -143,11 +143,10 @@ def run_moderate(args: argparse.Namespace) -> int:
         return EXIT_BAD_VIDEO
     finally:
         runner.shutdown()
-    response = moderation_response(result, settings, args.sort_by, args.aggregate_by)
     if args.json:
-        print(json.dumps(response, indent=2))
+        print(json.dumps(moderation_result_to_wire(result), indent=2))
     else:
-        print(render_table(response, result.model_info))
+        print(render_table(result))
     return 0
 
 
@@ -174,7 +173,8 @@ def run_put(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from engine.report.command import ReportCommandError, report_link, write_report
+    from engine.api.report_route import ReportLinkError, report_link
+    from engine.report.command import ReportCommandError, write_report
 
     settings = load_settings(args.config, data_dir=args.data_dir)
     try:
@@ -182,7 +182,7 @@ def run_report(args: argparse.Namespace) -> int:
             print(report_link(settings, args.job_id, args.endpoint, args.unblurred, args.expires))
         else:
             print(write_report(settings, args.job_id, args.output, args.unblurred))
-    except ReportCommandError as error:
+    except (ReportCommandError, ReportLinkError) as error:
         print(f"modengine: {error}", file=sys.stderr)
         return 2
     return 0
@@ -220,6 +220,42 @@ def run_jobs(args: argparse.Namespace) -> int:
         return EXIT_NO_SUCH_JOB
     print(json.dumps(details, indent=2) if args.json else inspection.render_details(details))
     return 0
+
+
+def render_table(result) -> str:
+    """A readable summary of a ModerationResult: video facts, then one line per detection
+    (confidences as the JSON shows them)."""
+    from engine.api.wire import confidence_to_wire
+
+    meta, info = result.metadata, result.model_info
+    lines = [
+        (f"video: {meta.format}, {meta.codec}, {meta.frame_width}x{meta.frame_height}, "
+         f"{meta.frame_rate:.3f} fps, {meta.duration_ms / 1000:.1f} s, {meta.color_range} range"),
+        f"model: {info.name} {info.version} (ModerationModelVersion {result.model_version})",
+        "",
+    ]
+    if not result.detections:
+        lines.append("no moderation labels at this confidence")
+        return "\n".join(lines)
+    segments = result.detections[0].start_ms is not None
+    header = f"{'time':>10}  {'until':>10}  " if segments else f"{'time':>10}  "
+    lines.append(header + f"{'conf':>6}  {'lvl':>3}  label (parent)")
+    for detection in result.detections:
+        when = _clock(detection.timestamp_ms)
+        if segments:
+            when = f"{_clock(detection.start_ms)}  {_clock(detection.end_ms)}"
+        parent = f" ({detection.parent_name})" if detection.parent_name else ""
+        indent = "  " * (detection.level - 1)
+        lines.append(f"{when:>10}  {confidence_to_wire(detection.confidence):6.2f}  "
+                     f"{detection.level:>3}  {indent}{detection.name}{parent}")
+    lines.append(f"\n{len(result.detections)} detections")
+    return "\n".join(lines)
+
+
+def _clock(ms: int) -> str:
+    seconds, millis = divmod(int(ms), 1000)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes:d}:{seconds:02d}.{millis:03d}"
 
 
 class ProgressBar:

@@ -7,7 +7,7 @@
     frame = to_dataframe(result)                              # needs pandas (modengine[notebook])
 
 Without `endpoint_url` the video runs on Ray from this process, through the same runner and
-result shaping as `modengine moderate` (engine.cluster.runner, engine.results.render): the Ray
+result writer as `modengine moderate` (engine/local_runner.py, engine/api/wire.py): the Ray
 this process is connected to, else `settings.ray_address`, else a local Ray. With an endpoint,
 `Client` speaks the Rekognition API through boto3 (start, poll, page through the result), so it
 works against our server and, with the same calls, against Amazon Rekognition.
@@ -21,7 +21,6 @@ settings; `close()` releases it, as the end of the process does.
 from __future__ import annotations
 
 import atexit
-import configparser
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import EngineSettings, load_settings
+from engine.results.types import AGGREGATIONS, SORT_ORDERS
 
-SORT_ORDERS = ("TIMESTAMP", "NAME")
-AGGREGATIONS = ("TIMESTAMPS", "SEGMENTS")
 PANDAS_HINT = "pip install 'modengine[notebook]'  (or: pip install 'pandas>=2.0')"
 _PAGE_KEYS_DROPPED = ("NextToken", "ResponseMetadata", "ModerationLabels")
 
@@ -144,13 +142,13 @@ def moderate_on_ray(
     for the next call with the same settings, as a notebook moderates video after video;
     `close()` (or the end of the process) shuts it down.
     """
-    from engine.results.render import moderation_response
+    from engine.api.wire import moderation_result_to_wire
 
     source = resolve_source(uri_or_path, settings, version)
     result = _warm_runner(settings).moderate(
         source, min_confidence=min_confidence, sort_by=sort_by, aggregate_by=aggregate_by
     )
-    response = moderation_response(result, settings, sort_by, aggregate_by)
+    response = moderation_result_to_wire(result)
     if str(uri_or_path).startswith("s3://"):  # echoed as the server does; a path has no member
         response["Video"] = {"S3Object": _s3_object(uri_or_path, version)}
     return response
@@ -162,14 +160,14 @@ _WARM_RUNNERS_LOCK = threading.Lock()
 
 def _warm_runner(settings: EngineSettings):
     """The runner kept for these settings, built on first use."""
-    from engine.cluster.runner import VideoModerationRunner
+    from engine.local_runner import LocalRunner
 
     with _WARM_RUNNERS_LOCK:
         runner = _WARM_RUNNERS.get(settings)
         if runner is None:
             if not _WARM_RUNNERS:
                 atexit.register(close)
-            runner = _WARM_RUNNERS[settings] = VideoModerationRunner(settings)
+            runner = _WARM_RUNNERS[settings] = LocalRunner(settings)
         return runner
 
 
@@ -231,9 +229,10 @@ class Client:
         import boto3
 
         if credentials_file and not aws_access_key_id:
-            aws_access_key_id, aws_secret_access_key = read_credentials_file(
-                credentials_file, profile_name or "default"
-            )
+            from engine.api.keys import read_profile_key
+
+            key = read_profile_key(Path(credentials_file), profile_name or "default")
+            aws_access_key_id, aws_secret_access_key = key.access_key_id, key.secret_access_key
             profile_name = None
         session = boto3.Session(profile_name=profile_name) if profile_name else boto3.Session()
         self.rekognition = session.client(
@@ -333,17 +332,6 @@ def merge_pages(pages: list[dict]) -> dict:
     return merged
 
 
-def read_credentials_file(path: str | Path, profile: str = "default") -> tuple[str, str]:
-    """(access key id, secret) of one profile of a shared-credentials INI file."""
-    parser = configparser.ConfigParser()
-    if not parser.read(Path(path).expanduser()):
-        raise FileNotFoundError(f"no credentials file at {path}")
-    if not parser.has_section(profile):
-        raise KeyError(f"profile [{profile}] is not in {path}")
-    section = parser[profile]
-    return section["aws_access_key_id"], section["aws_secret_access_key"]
-
-
 def to_dataframe(result: dict):
     """A result's detections as a flat pandas DataFrame: Timestamp, Name, ParentName,
     TaxonomyLevel, Confidence (+ StartTimestampMillis, EndTimestampMillis, DurationMillis in
@@ -353,28 +341,20 @@ def to_dataframe(result: dict):
         import pandas as pd
     except ImportError as error:
         raise ImportError(f"DataFrames need pandas, which is not installed: {PANDAS_HINT}") from error
+    from engine.api.wire import DETECTION_COLUMNS, SEGMENT_COLUMNS, detection_row
+
     labels = result.get("ModerationLabels", [])
     segments = result.get("GetRequestMetadata", {}).get("AggregateBy") == "SEGMENTS" or any(
-        "StartTimestampMillis" in item for item in labels
+        SEGMENT_COLUMNS[0] in item for item in labels
     )
-    columns = {"Timestamp": "int64", "Name": "object", "ParentName": "object",
-               "TaxonomyLevel": "int64", "Confidence": "float64"}
+    types = ("int64", "object", "object", "int64", "float64")
+    columns = dict(zip(DETECTION_COLUMNS, types))
     if segments:
-        columns |= {"StartTimestampMillis": "int64", "EndTimestampMillis": "int64",
-                    "DurationMillis": "int64"}
-    rows = [_flat_row(item, segments) for item in labels]
+        columns |= dict.fromkeys(SEGMENT_COLUMNS, "int64")
+    rows = [detection_row(item, segments) for item in labels]
     frame = pd.DataFrame(rows, columns=list(columns)).astype(columns)
     frame.attrs = {key: value for key, value in result.items() if key != "ModerationLabels"}
     return frame
-
-
-def _flat_row(item: dict, segments: bool) -> tuple:
-    label = item["ModerationLabel"]
-    row = (item["Timestamp"], label["Name"], label["ParentName"], label["TaxonomyLevel"],
-           label["Confidence"])
-    if segments:
-        row += (item["StartTimestampMillis"], item["EndTimestampMillis"], item["DurationMillis"])
-    return row
 
 
 def _s3_object(video: str | Path | dict, version: str | None) -> dict:

@@ -28,18 +28,22 @@ SAMPLE_MIN_CONFIDENCE = 5.0
 
 
 class CompletionReceiver:
-    """A local HTTP endpoint that takes SNS-style notifications and keeps the completion message."""
+    """A local HTTP endpoint that takes SNS-style notifications: it records every POST (headers
+    and body) and hands out the completion messages inside their envelopes."""
 
-    def __init__(self) -> None:
-        self.message: dict | None = None
-        self.arrived = threading.Event()
+    def __init__(self, path: str = "/completion") -> None:
+        self.received: list[tuple[dict, bytes]] = []
+        self._arrived = threading.Condition()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.message = json.loads(json.loads(body)["Message"])
-                receiver.arrived.set()
+                with receiver._arrived:
+                    receiver.received.append(
+                        ({k.lower(): v for k, v in self.headers.items()}, body)
+                    )
+                    receiver._arrived.notify_all()
                 self.send_response(200)
                 self.end_headers()
 
@@ -47,8 +51,23 @@ class CompletionReceiver:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/completion"
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{path}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def messages(self) -> list[dict]:
+        """The completion messages inside the SNS envelopes received so far."""
+        return [json.loads(json.loads(body)["Message"]) for _, body in self.received]
+
+    def wait_for(self, predicate, timeout_s: float) -> list[dict]:
+        """The messages once `predicate(messages)` holds; TimeoutError after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        with self._arrived:
+            while not predicate(self.messages()):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no matching completion message; got {self.messages()}")
+                self._arrived.wait(remaining)
+        return self.messages()
 
     def close(self) -> None:
         self._server.shutdown()
@@ -104,7 +123,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _start_server(app, port: int):
+def start_server_thread(app, port: int, timeout_s: float = 30.0):
+    """Serve an ASGI app with uvicorn in a daemon thread on 127.0.0.1:`port`; returns (server,
+    thread) once it is listening (stop it with `server.should_exit = True`)."""
     import uvicorn
 
     server = uvicorn.Server(
@@ -112,38 +133,37 @@ def _start_server(app, port: int):
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout_s
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the demo API server did not start")
+            raise RuntimeError("the API server did not start")
         time.sleep(0.05)
     return server, thread
 
 
 def _all_pages(client, job_id: str) -> dict:
     """Every page of the result, merged into one GetContentModeration-shaped document."""
-    merged: dict | None = None
-    token = None
+    from engine.client import merge_pages
+
+    pages, token = [], None
     while True:
         page = client.get_content_moderation(
             JobId=job_id, **({"NextToken": token} if token else {})
         )
-        page.pop("ResponseMetadata", None)
-        token = page.pop("NextToken", None)
-        if merged is None:
-            merged = page
-        else:
-            merged["ModerationLabels"].extend(page["ModerationLabels"])
+        pages.append(page)
+        token = page.get("NextToken")
         if not token:
-            return merged
+            return merge_pages(pages)
 
 
 def _summary(result: dict) -> str:
     """One line per label: how often it was seen and its highest confidence."""
+    from engine.api.wire import detection_row
+
     seen: dict[tuple[str, int], list[float]] = {}
     for item in result["ModerationLabels"]:
-        label = item["ModerationLabel"]
-        seen.setdefault((label["Name"], label["TaxonomyLevel"]), []).append(label["Confidence"])
+        _, name, _, level, confidence = detection_row(item)
+        seen.setdefault((name, level), []).append(confidence)
     lines = [f"job {result['JobStatus']}: {len(result['ModerationLabels'])} detections"]
     for (name, level), values in sorted(seen.items(), key=lambda item: -max(item[1])):
         lines.append(f"  level {level} {name}: {len(values)} timestamps, max confidence {max(values):.1f}")
@@ -218,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         app, _ = build_server_app(settings, notify_settings=notify)
         port = _free_port()
-        server, thread = _start_server(app, port)
+        server, thread = start_server_thread(app, port)
         api_key = read_default_key(app.state.credentials_file)
         client = boto3.client(
             "rekognition",
@@ -234,15 +254,13 @@ def main(argv: list[str] | None = None) -> int:
             JobTag="demo",
         )["JobId"]
         print(f"started job {job_id}; waiting for its completion message", file=sys.stderr)
-        if not receiver.arrived.wait(options.timeout):
+        try:
+            (message, *_) = receiver.wait_for(bool, options.timeout)
+        except TimeoutError:
             print(f"no completion message within {options.timeout:g} s", file=sys.stderr)
             return 1
         result = _all_pages(client, job_id)
-        print(
-            json.dumps(
-                {"CompletionMessage": receiver.message, "GetContentModeration": result}, indent=2
-            )
-        )
+        print(json.dumps({"CompletionMessage": message, "GetContentModeration": result}, indent=2))
         print(_summary(result), file=sys.stderr)
         report = _save_report(f"http://127.0.0.1:{port}", job_id, api_key, options.report)
         print(f"the moderator's report (thumbnails blurred): {report}", file=sys.stderr)

@@ -76,7 +76,7 @@ def build_server_app(
         metrics=metrics,
         health_check=lambda: check_health(jobs.store, jobs.executor),
         metrics_auth_enabled=settings.metrics_auth_enabled,
-        report_builder=JobReportBuilder(settings, jobs.store, jobs.service.objects).for_account,
+        report_builder=JobReportBuilder(settings, jobs.store, jobs.service.objects),
     )
     app.state.metrics = metrics
     app.state.credentials_file = security.credentials_file
@@ -85,11 +85,8 @@ def build_server_app(
 
 
 def serve(
-    settings: EngineSettings,
-    host: str | None = None,
-    port: int | None = None,
-    runner_factory: RunnerFactory | None = None,
-    notify_settings: NotifySettings | None = None,
+    settings: EngineSettings, host: str | None = None, port: int | None = None,
+    runner_factory: RunnerFactory | None = None, notify_settings: NotifySettings | None = None,
 ) -> None:
     """Run the API until interrupted; unfinished jobs resume at the next start."""
     configure_logging(settings.log_format, logging.INFO)

@@ -23,7 +23,6 @@ from kernels.yuv_params import YuvInputError
 
 _AVCOL_SPC_BT709 = 1
 _AVCOL_SPC_BT601 = (5, 6)  # BT470BG, SMPTE170M
-_AVCOL_RANGE_MPEG = 1
 _AVCOL_RANGE_JPEG = 2
 _PLANE_FORMATS = {"yuv420p": "yuv420p", "yuvj420p": "yuv420p", "nv12": "nv12"}
 HD_MIN_ROWS = 720

@@ -27,12 +27,8 @@ __all__ = [
 
 
 def yuv_to_model_input(
-    planes: Sequence[torch.Tensor],
-    fmt: str,
-    matrix: str,
-    colour_range: str,
-    out_size: Sequence[int],
-    mean: Sequence[float] | None = None,
+    planes: Sequence[torch.Tensor], fmt: str, matrix: str, colour_range: str,
+    out_size: Sequence[int], mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
 ) -> torch.Tensor:
     """Colour-convert, bilinear-resize and normalise a batch of same-size 4:2:0 frames.

@@ -21,10 +21,6 @@ class TaxonomyLabel:
     level: int
     parent: int | None
 
-    @property
-    def is_top_level(self) -> bool:
-        return self.parent is None
-
 
 @dataclass(frozen=True)
 class Taxonomy:

@@ -6,7 +6,7 @@ limit -> JSON parse -> validation -> handler.
 Every response carries `x-amzn-RequestId`. Every error, whatever raised it, is caught here (or
 in the report route) and written by engine/api/responses.py as `{"__type": <code>, "Message":
 ...}` with its status; an unexpected exception becomes InternalServerError without a stack
-trace on the wire. GET /healthz and /metrics come from engine/api/ops.py, GET
+trace on the wire. GET /healthz and /metrics come from engine/api/operator_routes.py, GET
 /jobs/{id}/report from engine/api/report_route.py. Handlers run in a thread pool so
 SQLite and object-store calls never block the event loop. Knows nothing about Ray or PyAV.
 """
@@ -27,7 +27,7 @@ from engine import logs
 from engine.api.auth import AcceptAnyAuthenticator, Authenticator
 from engine.api.contract import operation_for_target, target_prefix, validate_request
 from engine.api.operations import OPERATIONS
-from engine.api.ops import Exchange, HealthCheck, ops_routes
+from engine.api.operator_routes import Exchange, HealthCheck, operator_routes
 from engine.api.ratelimit import RateLimiter
 from engine.api.report_route import ReportBuilder, report_routes
 from engine.api.responses import error_response, json_response, request_target
@@ -66,8 +66,8 @@ def build_app(
     `authenticator` defaults to accepting any caller (tests, local development); servers pass
     engine.api.sigv4.SigV4Authenticator. `rate_limiter` None means no rate limits.
 
-    Operations (engine/api/ops.py): `metrics` (default: a fresh registry of request metrics
-    only) is served on GET /metrics, SigV4-checked only with `metrics_auth_enabled`;
+    Operator routes (engine/api/operator_routes.py): `metrics` (default: a fresh registry of
+    request metrics only) is served on GET /metrics, SigV4-checked only with `metrics_auth_enabled`;
     `health_check` answers GET /healthz. Each API request runs with its request id in the
     logging context and ends with one access-log line.
     """
@@ -123,7 +123,7 @@ def build_app(
 
     routes = [
         Route("/", handle, methods=["POST"]),
-        *ops_routes(metrics, health_check, guard_scrape if metrics_auth_enabled else None),
+        *operator_routes(metrics, health_check, guard_scrape if metrics_auth_enabled else None),
         *report_routes(report_builder, authenticator, rate_limiter),
         Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]),
     ]

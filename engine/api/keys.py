@@ -100,16 +100,26 @@ def read_credentials_file(path: Path) -> list[AccessKey]:
     return keys
 
 
-def read_default_key(path: Path) -> AccessKey:
-    """The [default] key of a credentials file (what a client of the embedded server uses)."""
+def read_profile_key(path: Path, profile: str = "default") -> AccessKey:
+    """The key of one profile of a credentials file (what a client of the server signs with).
+    FileNotFoundError when there is no such file, KeyError when it has no such profile."""
+    path = Path(path).expanduser()
     parser = configparser.ConfigParser(interpolation=None)
-    parser.read(path, encoding="utf-8")
-    section = parser["default"]
+    if not parser.read(path, encoding="utf-8"):
+        raise FileNotFoundError(f"no credentials file at {path}")
+    if not parser.has_section(profile):
+        raise KeyError(f"profile [{profile}] is not in {path}")
+    section = parser[profile]
     return AccessKey(
         section["aws_access_key_id"].strip(),
         section["aws_secret_access_key"].strip(),
-        section.get(ACCOUNT_ENTRY, "default").strip(),
+        section.get(ACCOUNT_ENTRY, profile).strip(),
     )
+
+
+def read_default_key(path: Path) -> AccessKey:
+    """The [default] key of a credentials file (what a client of the embedded server uses)."""
+    return read_profile_key(path, "default")
 
 
 class KeyRing:

@@ -1,7 +1,8 @@
 """The operations we serve: wire body (validated dict) -> jobs request -> wire response dict.
 
-PascalCase appears only here, at the edge; the jobs layer gets dataclasses. Each handler shares
-its snake_case name with the jobs service method it calls.
+Requests are read here and answers written by engine/api/wire.py: PascalCase stays in
+engine/api, the jobs layer gets and returns dataclasses. Each handler shares its snake_case
+name with the jobs service method it calls.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ import binascii
 from collections.abc import Callable
 
 from engine.api.auth import Caller
+from engine.api.wire import image_moderation_to_wire, result_page_to_wire
 from engine.errors import InvalidParameterException
 from engine.jobs import GetRequest, ModerationService, NotificationChannel, StartRequest
-from engine.jobs.service import MAX_PAGE_SIZE, ImageModeration
-from engine.jobs.types import ResultPage
+from engine.jobs.service import MAX_PAGE_SIZE
 from engine.storage.base import ObjectRef
 
 Handler = Callable[[ModerationService, Caller, dict, float], dict]
@@ -49,29 +50,7 @@ def get_content_moderation(
         sort_by=body.get("SortBy", "TIMESTAMP"),
         aggregate_by=body.get("AggregateBy", "TIMESTAMPS"),
     )
-    return page_to_wire(service.get_content_moderation(caller.account, request))
-
-
-def page_to_wire(page: ResultPage) -> dict:
-    job = page.job
-    s3_object = {"Bucket": job.video.bucket, "Name": job.video.key}
-    if job.video.version:
-        s3_object["Version"] = job.video.version
-    response: dict = {"JobStatus": job.state.wire_status}
-    if job.status_message:
-        response["StatusMessage"] = job.status_message
-    if job.metadata is not None:
-        response["VideoMetadata"] = job.metadata.to_wire()
-    response["ModerationLabels"] = page.detections
-    if page.next_token:
-        response["NextToken"] = page.next_token
-    response["ModerationModelVersion"] = job.model_version
-    response["JobId"] = job.job_id
-    response["Video"] = {"S3Object": s3_object}
-    if job.job_tag:
-        response["JobTag"] = job.job_tag
-    response["GetRequestMetadata"] = {"SortBy": page.sort_by, "AggregateBy": page.aggregate_by}
-    return response
+    return result_page_to_wire(service.get_content_moderation(caller.account, request))
 
 
 def detect_moderation_labels(
@@ -114,19 +93,6 @@ def image_of(image: dict) -> bytes | ObjectRef:
     if not data:
         raise InvalidParameterException("Image.Bytes length must be >= 1, got an empty image")
     return data
-
-
-def image_moderation_to_wire(moderation: ImageModeration) -> dict:
-    labels = [
-        {
-            "Confidence": round(float(label.confidence), 4),
-            "Name": label.name,
-            "ParentName": label.parent_name,
-            "TaxonomyLevel": label.level,
-        }
-        for label in moderation.labels
-    ]
-    return {"ModerationLabels": labels, "ModerationModelVersion": moderation.model_version}
 
 
 OPERATIONS: dict[str, Handler] = {

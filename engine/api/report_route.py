@@ -1,7 +1,9 @@
-"""GET /jobs/{job_id}/report: the moderator's HTML page of one job, served by the API app.
+"""GET /jobs/{job_id}/report: the moderator's HTML page of one job, served by the API app, and
+`report_link`, the presigned link to it that `modengine report --url` prints.
 
-The page itself is built below the api layer (engine.report, injected as a callable by
-engine/server.py) so this module never imports PyAV. Authentication, account scoping, rate
+The page itself is built below the api layer (engine.report's JobReportBuilder, injected by
+engine/server.py) so this module never imports PyAV; the builder also declares the page's
+Content-Security-Policy, which is sent as a header. Authentication, account scoping, rate
 limits and error envelopes are the API's own.
 """
 
@@ -10,7 +12,9 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -18,8 +22,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from engine.api.auth import Authenticator
+from engine.api.keys import read_default_key
 from engine.api.ratelimit import RateLimiter
 from engine.api.responses import error_response, request_target
+from engine.api.settings import ApiSettings
+from engine.api.sigv4 import MAX_PRESIGN_EXPIRES_S, presign_url
 from engine.errors import (
     InternalServerError,
     InvalidParameterException,
@@ -30,15 +37,22 @@ from engine.errors import (
 log = logging.getLogger(__name__)
 
 
-ReportBuilder = Callable[[str, str, bool], str]
-"""(account, job_id, unblurred) -> the report page; raises ResourceNotFoundException for a job
-the account may not see (engine.report.JobReportBuilder.for_account)."""
+DEFAULT_LINK_EXPIRES_S = 3600
 
-REPORT_CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; "
-    "form-action 'none'"
-)
-"""The page loads nothing: the same policy its own meta tag declares."""
+
+class ReportBuilder(Protocol):
+    """What the route needs from engine.report.JobReportBuilder."""
+
+    content_security_policy: str
+    """The policy the page's own meta tag declares; sent as a header too."""
+
+    def for_account(self, account: str, job_id: str, unblurred: bool) -> str:
+        """The report page; ResourceNotFoundException for a job the account may not see."""
+        ...
+
+
+class ReportLinkError(ValueError):
+    """A report link cannot be made (no credentials file, a bad lifetime); says what to fix."""
 
 _JOB_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _FLAGS = {"true": True, "1": True, "false": False, "0": False}
@@ -70,10 +84,12 @@ def report_routes(
             unblurred = _FLAGS.get(request.query_params.get("unblurred", "false").lower())
             if unblurred is None:
                 raise InvalidParameterException("unblurred must be true or false")
-            page = await run_in_threadpool(report_builder, caller.account, job_id, unblurred)
+            page = await run_in_threadpool(
+                report_builder.for_account, caller.account, job_id, unblurred
+            )
             headers = {
                 "x-amzn-RequestId": request_id,
-                "Content-Security-Policy": REPORT_CONTENT_SECURITY_POLICY,
+                "Content-Security-Policy": report_builder.content_security_policy,
                 "X-Content-Type-Options": "nosniff",
                 "Referrer-Policy": "no-referrer",
                 "Cache-Control": "private, no-store",
@@ -88,3 +104,31 @@ def report_routes(
             return error_response(InternalServerError("Internal server error"), request_id)
 
     return [Route("/jobs/{job_id}/report", report, methods=["GET"])]
+
+
+def report_link(
+    settings,
+    job_id: str,
+    endpoint: str | None,
+    unblurred: bool,
+    expires_s: int = DEFAULT_LINK_EXPIRES_S,
+) -> str:
+    """A presigned GET link to the server's report of `job_id`, signed with the [default] key of
+    the server's generated credentials file (<data_dir>/credentials); `settings` are the
+    server's EngineSettings. ReportLinkError says what is missing."""
+    if not 1 <= expires_s <= MAX_PRESIGN_EXPIRES_S:
+        raise ReportLinkError(f"--expires must be 1..{MAX_PRESIGN_EXPIRES_S} seconds")
+    credentials_file = ApiSettings.from_engine_settings(settings).credentials_file
+    if credentials_file is None or not Path(credentials_file).is_file():
+        raise ReportLinkError(
+            f"no credentials file at {credentials_file} (start the server once, or give its "
+            "--data-dir)"
+        )
+    key = read_default_key(Path(credentials_file))
+    base = (endpoint or f"http://{settings.host}:{settings.port}").rstrip("/")
+    url = f"{base}/jobs/{quote(job_id, safe='')}/report"
+    if unblurred:
+        url += "?unblurred=true"
+    return presign_url(
+        url, key.access_key_id, key.secret_access_key, settings.s3_region, expires_s
+    )

@@ -104,8 +104,7 @@ def connect_ray(settings, verbose: bool = False) -> bool:
 
 
 def _report_failure(error: Exception) -> int:
-    from engine.cluster.failures import describe_exception
-    from engine.cluster.retry import root_cause
+    from engine.cluster import describe_exception, root_cause
     from engine.errors import ServiceError
     from models.base import NoModelInstalledError
 

@@ -8,14 +8,12 @@ Knows nothing about Ray or moderation.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from engine.config import EngineSettings
-from engine.storage import ObjectRef, ObjectStore, open_object_store
+from engine.storage import LocalObjectStore, ObjectRef, ObjectStore, open_object_store
 
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
@@ -62,44 +60,6 @@ def is_video_name(name: str) -> bool:
     return Path(name).suffix.lower() in VIDEO_EXTENSIONS
 
 
-class DirectoryLocation:
-    """A local folder (read recursively); results are written atomically (temp file + rename)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root).expanduser().resolve()
-        self.uri = str(self.root)
-
-    def list_files(self) -> list[StoredFile]:
-        if not self.root.exists():
-            raise FileNotFoundError(f"no such folder: {self.root}")
-        if not self.root.is_dir():
-            raise NotADirectoryError(f"{self.root} is not a directory")
-        found = []
-        for path in sorted(self.root.rglob("*")):
-            if path.is_file() and not path.name.startswith(".batch-"):
-                info = path.stat()
-                etag = f"{info.st_mtime_ns:x}-{info.st_size:x}"
-                found.append(StoredFile(path.relative_to(self.root).as_posix(), info.st_size, etag))
-        return found
-
-    def uri_of(self, name: str) -> str:
-        return str(self.root / name)
-
-    def source_for(self, name: str) -> str:
-        return str(self.root / name)
-
-    def read(self, name: str) -> bytes:
-        return (self.root / name).read_bytes()
-
-    def write(self, name: str, data: bytes) -> None:
-        target = self.root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".batch-")
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, target)
-
-
 class PrefixLocation:
     """Keys under `bucket/prefix/` of an object store; the prefix is a folder (a trailing
     slash is implied, so `s3://b/videos` never matches `s3://b/videos2/...`)."""
@@ -130,3 +90,24 @@ class PrefixLocation:
 
     def _ref(self, name: str) -> ObjectRef:
         return ObjectRef(self.bucket, self.prefix + name)
+
+
+class DirectoryLocation(PrefixLocation):
+    """A local folder (read recursively), through the embedded object store: the folder is a
+    bucket of a LocalObjectStore rooted at its parent, so listing, reading and atomic writes
+    are the store's own; only the folder's names and URIs are paths instead of s3:// ones."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        super().__init__(LocalObjectStore(self.root.parent), self.root.name, "")
+        self.uri = str(self.root)
+
+    def list_files(self) -> list[StoredFile]:
+        if not self.root.exists():
+            raise FileNotFoundError(f"no such folder: {self.root}")
+        if not self.root.is_dir():
+            raise NotADirectoryError(f"{self.root} is not a directory")
+        return super().list_files()
+
+    def uri_of(self, name: str) -> str:
+        return str(self.root / name)

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 
 import ray
 
+from engine.api.wire import moderation_result_to_wire
 from engine.batch.collect import FinishedVideo, VideoCollector
 from engine.batch.locations import Location, StoredFile, is_video_name, open_location
 from engine.batch.stages import (
@@ -29,12 +30,11 @@ from engine.batch.stages import (
     metadata_from_json,
     plan_video,
 )
-from engine.cluster.failures import describe_exception
-from engine.cluster.inference import actor_placement
-from engine.cluster.runner import result_from_scores
+from engine.cluster import actor_placement, describe_exception
 from engine.config import EngineSettings
 from engine.errors import InvalidS3ObjectException
-from engine.results.render import moderation_response
+from engine.local_runner import result_options
+from engine.results import assemble_result, segment_detections
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +176,19 @@ def _finish(finished: FinishedVideo, stamp: dict, inputs: Location, outputs: Loc
     """Write one video's result document; returns its summary entry."""
     if finished.failed:
         return _entry(inputs, outputs, finished.video, "FAILED", StatusMessage=finished.error)
-    result = result_from_scores(
-        finished.scores, metadata_from_json(finished.metadata_json), taxonomy, model_info,
-        settings, request.min_confidence, request.sort_by, request.aggregate_by,
+    scores = finished.scores
+    options = result_options(settings, request.min_confidence, request.sort_by,
+                             request.aggregate_by)
+    frames = segment_detections(
+        taxonomy, [frame.timestamp_ms for frame in scores],
+        [frame.confidences for frame in scores], options.min_confidence,
     )
-    response = moderation_response(result, settings, request.sort_by, request.aggregate_by)
+    result = assemble_result(
+        [frames], metadata_from_json(finished.metadata_json), options,
+        model_version=settings.model_version, model_info=model_info,
+        decode_mode=settings.decode_mode,
+    )
+    response = moderation_result_to_wire(result)
     response["Batch"] = stamp
     try:
         outputs.write(result_name(finished.video), json.dumps(response, indent=1).encode())
@@ -188,7 +196,7 @@ def _finish(finished: FinishedVideo, stamp: dict, inputs: Location, outputs: Loc
         return _entry(inputs, outputs, finished.video, "FAILED",
                       StatusMessage=f"The result could not be written: {describe_exception(error)}")
     return _entry(inputs, outputs, finished.video, "SUCCEEDED",
-                  Labels=len(response["ModerationLabels"]),
+                  Labels=len(result.detections),
                   DurationMillis=result.metadata.duration_ms, Frames=result.frame_count)
 
 

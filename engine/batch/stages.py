@@ -3,8 +3,8 @@
 Every stage turns a failure into a row (`kind` "error" with a readable `error`) instead of
 raising, so one broken video never stops the dataset; the driver (collect.py) regroups rows
 per video. Decoding and classifying are the engine's own (engine.video, the classifier that
-engine.cluster.model_loader builds), with the same arguments the segment task uses, so a
-batch yields the detections the server and `modengine moderate` yield.
+engine.cluster loads), with the same SegmentDecodeRequest the segment task builds from the
+settings, so a batch yields the detections the server and `modengine moderate` yield.
 
 Rows carry: video, segment_index, segment_count, rows_in_segment (each segment emits at
 least one row), kind ("frame" | "empty" | "error"), error, metadata (VideoMetadata as JSON),
@@ -21,14 +21,15 @@ import pickle
 import numpy as np
 
 from engine.batch.locations import open_location
-from engine.cluster.failures import describe_exception
-from engine.cluster.inference import load_pool_classifier
-from engine.cluster.model_loader import load_classifier
-from engine.cluster.segment_task import unique_frames
+from engine.cluster import (
+    failure_message,
+    load_classifier,
+    load_pool_classifier,
+    segment_decode_request,
+)
 from engine.config import EngineSettings
-from engine.video import decode_segment, plan_segments, probe_video
-from engine.video.limits import check_duration
-from engine.video.types import VideoError, VideoMetadata
+from engine.video import check_duration, decode_sampled_frames, plan_segments, probe_video
+from engine.video.types import VideoMetadata
 from models.base import check_confidences
 
 
@@ -71,12 +72,8 @@ def decode_rows(
         return [common | _frame_fields("error", row["error"], 0, blank, 1)]
     probe, segment = pickle.loads(row["task"])
     try:
-        batch = unique_frames(
-            decode_segment(
-                row["source"], probe, segment, settings.sample_interval_ms, input_size,
-                mode=settings.decode_mode, threads=settings.effective_decode_threads,
-                hwaccel=settings.hwaccel,
-            )
+        batch = decode_sampled_frames(
+            segment_decode_request(settings, row["source"], probe, segment, input_size)
         )
     except Exception as error:  # noqa: BLE001 - this segment fails its video, nothing else
         return [common | _frame_fields("error", failure_message(error), 0, blank, 1)]
@@ -118,14 +115,6 @@ def describe_model(settings: EngineSettings):
 
 def metadata_from_json(text: str) -> VideoMetadata:
     return VideoMetadata(**json.loads(text))
-
-
-def failure_message(error: BaseException) -> str:
-    """A person's account of why a video failed: the video's own explanation, else the
-    exception type and first line (no traceback, no presigned-URL signature)."""
-    if isinstance(error, VideoError):
-        return str(error) or "The video could not be processed"
-    return describe_exception(error)
 
 
 def _error_row(video: str, message: str) -> dict:

@@ -1,10 +1,13 @@
-"""Runs videos through the cluster: probe, plan keyframe-aligned segments, one Ray task per
-segment, frames to the shared inference pool, results back to the caller as segments finish.
+"""Runs segments on the cluster: probe in a worker, plan keyframe-aligned segments, one Ray
+task per segment with its frames classified in the shared inference pool, each segment's
+outcome (raw confidences per sampled frame) handed back to the caller as it finishes.
 
 The runner owns its Ray connection (a local Ray it starts, or an existing cluster at
-`settings.ray_address`) and the inference pool; it knows nothing about HTTP or job storage.
-Failed segments are retried by the rules of engine/cluster/retry.py; `shutdown` first stops
-every running `run_segments` (they raise RunnerStoppedError) and then the Ray it started.
+`settings.ray_address`) and the inference pool. It does not assemble results (thresholds,
+aggregation, order: engine/results, called by its callers) and knows nothing about HTTP, job
+storage or the wire. Failed segments are retried by the rules of engine/cluster/retry.py;
+`shutdown` first stops every running `run_segments` (they raise RunnerStoppedError) and then
+the Ray it started.
 """
 
 from __future__ import annotations
@@ -14,14 +17,13 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from engine.cluster.failures import (
-    ClusterFailure,
+    ClusterError,
     RunnerStoppedError,
     describe_exception,
     describe_segment,
@@ -34,38 +36,24 @@ from engine.cluster.retry import (
     SegmentRetryPolicy,
     root_cause,
 )
-from engine.cluster.segment_task import SegmentOutcome, moderate_segment, probe_remote
+from engine.cluster.segment_task import moderate_segment, probe_remote
+from engine.cluster.types import SegmentOutcome, SegmentTask, segment_decode_request
 from engine.config import EngineSettings
-from engine.results import FrameScores, aggregate_segments, build_detections, sort_detections
-from engine.results.types import Detection
 from engine.video import plan_segments
 from engine.video.timeline import display_name
-from engine.video.types import Segment, VideoMetadata, VideoProbe
+from engine.video.types import Segment, VideoProbe
 from models.base import ModelInfo, NoModelInstalledError
 from models.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 
-SegmentCallback = Callable[[Segment, list[FrameScores]], None]
+SegmentCallback = Callable[[Segment, SegmentOutcome], None]
 _STOP_POLL_S = 0.5
 """How often a segment loop checks whether the runner is shutting down."""
 
 
-@dataclass
-class ModerationResult:
-    """One finished video: what GetContentModeration would return, before paging."""
-
-    metadata: VideoMetadata
-    detections: list[Detection]
-    model_info: ModelInfo
-    frame_count: int
-    outcomes: list[SegmentOutcome]
-    decode_mode: str = "accurate"
-    """How the frames were picked ("accurate" or "keyframes"), recorded with the result."""
-
-
-class VideoModerationRunner:
-    """Drives videos through Ray; safe to share between jobs (one pool for all of them)."""
+class ClusterRunner:
+    """Runs segments of videos on Ray; safe to share between jobs (one pool for all of them)."""
 
     def __init__(self, settings: EngineSettings) -> None:
         self.settings = settings
@@ -212,9 +200,10 @@ class VideoModerationRunner:
         on_segment_done: SegmentCallback,
         decode_mode: str | None = None,
     ) -> list[SegmentOutcome]:
-        """Run the given segments, calling `on_segment_done` in this thread as each finishes.
+        """Run the given segments, calling `on_segment_done(segment, outcome)` in this thread as
+        each finishes.
 
-        Returns one SegmentOutcome per segment (node, timings) in completion order.
+        Returns every SegmentOutcome (scores, node, timings) in completion order.
 
         At most `max_segments_in_flight` tasks are submitted at once, so a long video never
         floods the cluster (or the inference queue) with decoded frames.
@@ -255,11 +244,10 @@ class VideoModerationRunner:
                 scheduling_strategy=placement(segment.index),
                 name=f"moderate_segment {display_name(source)} #{segment.index}",
             )
-            ref = named.remote(
-                source, probe, segment, settings.sample_interval_ms,
-                pool.model_info.input_size, decode_mode, actor,
-                settings.effective_decode_threads, pool.spares_for(actor), settings.hwaccel,
+            decode = segment_decode_request(
+                settings, source, probe, segment, pool.model_info.input_size, decode_mode
             )
+            ref = named.remote(SegmentTask(decode, actor, pool.spares_for(actor)))
             running[ref] = segment
 
         waiting = list(segments)
@@ -283,7 +271,7 @@ class VideoModerationRunner:
                         waiting.insert(0, segment)  # _handle_failure raised unless it may retry
                         continue
                     outcomes.append(outcome)
-                    on_segment_done(segment, outcome.scores)
+                    on_segment_done(segment, outcome)
         except BaseException:
             for ref in running:
                 ray.cancel(ref, force=True)
@@ -311,71 +299,6 @@ class VideoModerationRunner:
         cpus = ray.cluster_resources().get("CPU", 2)
         return max(2, 2 * math.ceil(cpus / self.settings.segment_task_cpus))
 
-    def moderate(
-        self,
-        source: str,
-        min_confidence: float | None = None,
-        sort_by: str = "TIMESTAMP",
-        aggregate_by: str = "TIMESTAMPS",
-        on_progress: Callable[[int, int], None] | None = None,
-        decode_mode: str | None = None,
-    ) -> ModerationResult:
-        """The whole video in one call (what the CLI uses): detections sorted and aggregated."""
-        min_confidence = self.settings.default_min_confidence if min_confidence is None else min_confidence
-        probe = self.probe(source)
-        segments = self.plan(probe)
-        scores: list[FrameScores] = []
-        finished = 0
-
-        def collect(segment: Segment, segment_scores: list[FrameScores]) -> None:
-            nonlocal finished
-            scores.extend(segment_scores)
-            finished += 1
-            if on_progress:
-                on_progress(finished, len(segments))
-
-        if on_progress:
-            on_progress(0, len(segments))
-        decode_mode = decode_mode or self.settings.decode_mode
-        outcomes = self.run_segments(source, probe, segments, collect, decode_mode=decode_mode)
-        return result_from_scores(
-            scores, probe.metadata, self.taxonomy, self.model_info, self.settings,
-            min_confidence, sort_by, aggregate_by, outcomes, decode_mode,
-        )
-
-
-def result_from_scores(
-    scores: list[FrameScores],
-    metadata: VideoMetadata,
-    taxonomy: Taxonomy,
-    model_info: ModelInfo,
-    settings: EngineSettings,
-    min_confidence: float,
-    sort_by: str = "TIMESTAMP",
-    aggregate_by: str = "TIMESTAMPS",
-    outcomes: list[SegmentOutcome] | None = None,
-    decode_mode: str | None = None,
-) -> ModerationResult:
-    """One video's frame scores (any order) -> its sorted, aggregated result. `moderate` and
-    batch moderation (engine/batch) both end here, so they yield identical detections."""
-    scores = sorted(scores, key=lambda frame: frame.timestamp_ms)
-    detections = build_detections(taxonomy, scores, min_confidence)
-    if aggregate_by == "SEGMENTS":
-        detections = aggregate_segments(
-            detections,
-            settings.sample_interval_ms,
-            sample_timestamps_ms=[frame.timestamp_ms for frame in scores],
-            video_end_ms=metadata.duration_ms,
-        )
-    return ModerationResult(
-        metadata=metadata,
-        detections=sort_detections(detections, sort_by),
-        model_info=model_info,
-        frame_count=len(scores),
-        outcomes=outcomes or [],
-        decode_mode=decode_mode or settings.decode_mode,
-    )
-
 
 def _segment_placement(task_cpus: float) -> Callable[[int], object]:
     """Where segment i runs: round-robin over the alive nodes that can take a segment task.
@@ -397,18 +320,18 @@ def _segment_placement(task_cpus: float) -> Callable[[int], object]:
 
 def _unwrap(error: Exception) -> Exception:
     """Turn Ray's wrappers back into our own errors: VideoError / NoModelInstalledError as they
-    are, anything else as a ClusterFailure with a one-line message (never Ray's traceback text)."""
+    are, anything else as a ClusterError with a one-line message (never Ray's traceback text)."""
     cause = root_cause(error)
-    if isinstance(cause, DETERMINISTIC_ERRORS + (ClusterFailure,)):
+    if isinstance(cause, DETERMINISTIC_ERRORS + (ClusterError,)):
         return cause
     if isinstance(error, ray.exceptions.RayActorError):
         text = str(error)
         for name in ("ModelCannotRunError", "NoModelInstalledError"):
             if name + ":" in text:
                 return NoModelInstalledError(text.split(name + ":")[-1].strip().splitlines()[0])
-        return ClusterFailure(f"The inference service failed to start: {describe_exception(cause)}")
+        return ClusterError(f"The inference service failed to start: {describe_exception(cause)}")
     if isinstance(error, ray.exceptions.RayTaskError):
-        return ClusterFailure(f"Reading the video failed: {describe_exception(cause)}")
+        return ClusterError(f"Reading the video failed: {describe_exception(cause)}")
     if isinstance(error, ray.exceptions.RayError):
-        return ClusterFailure(f"The worker reading the video died ({type(error).__name__})")
+        return ClusterError(f"The worker reading the video died ({type(error).__name__})")
     return error

@@ -1,6 +1,6 @@
-"""The Ray task that moderates one segment: decode its sample frames, classify them in the
-shared pool, and return plain FrameScores. It reads the video itself (a path or a presigned
-URL), so frames never pass through the API host.
+"""The Ray task that runs one segment: decode its sample frames, classify them in the shared
+pool, and return their raw confidences (a SegmentOutcome). It reads the video itself (a path or
+a presigned URL), so frames never pass through the API host.
 
 A classify call whose inference actor died (or is restarting) is retried on the next actor of
 the pool (engine/cluster/retry.py); re-running the whole task after a worker death is Ray's job.
@@ -10,83 +10,36 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import ray
 
 from engine.cluster.process_stats import peak_rss_mb
 from engine.cluster.retry import classify_with_retries
-from engine.results.types import FrameScores
-from engine.video import decode_segment, probe_video
-from engine.video.types import FrameBatch, Segment, VideoError, VideoProbe
+from engine.cluster.types import SegmentOutcome, SegmentTask
+from engine.video import decode_sampled_frames, probe_video
+from engine.video.types import VideoProbe
 
 
-@dataclass(frozen=True)
-class SegmentOutcome:
-    """What one segment task returns: its scores and where/how fast it ran."""
-
-    segment_index: int
-    scores: list[FrameScores]
-    node_id: str
-    decode_s: float
-    classify_s: float
-    worker_pid: int
-    worker_peak_rss_mb: float
-
-
-def unique_frames(batch: FrameBatch) -> FrameBatch:
-    """Drop repeats: two sample times can select the same frame of a low-frame-rate video."""
-    keep, seen = [], set()
-    for position, timestamp in enumerate(batch.timestamps_ms):
-        if timestamp not in seen:
-            seen.add(timestamp)
-            keep.append(position)
-    if len(keep) == len(batch):
-        return batch
-    return FrameBatch(
-        frames=batch.frames[keep],
-        timestamps_ms=[batch.timestamps_ms[i] for i in keep],
-        sample_times_ms=[batch.sample_times_ms[i] for i in keep] if batch.sample_times_ms else [],
-    )
-
-
-def moderate_segment(
-    source: str,
-    probe: VideoProbe,
-    segment: Segment,
-    sample_interval_ms: int,
-    input_size: tuple[int, int],
-    decode_mode: str,
-    actor,
-    decode_threads: int = 1,
-    spare_actors: Sequence = (),
-    hwaccel: str = "auto",
-) -> SegmentOutcome:
-    """Decode one segment and classify its sampled frames through `actor` (or, should it die,
-    through the `spare_actors` of the same pool)."""
+def moderate_segment(task: SegmentTask) -> SegmentOutcome:
+    """Decode one segment and classify its sampled frames through the task's actors."""
     started = time.perf_counter()
-    batch = unique_frames(
-        decode_segment(
-            source, probe, segment, sample_interval_ms, input_size, mode=decode_mode,
-            threads=decode_threads, hwaccel=hwaccel,
-        )
-    )
+    batch = decode_sampled_frames(task.decode)
     decoded = time.perf_counter()
-    scores: list[FrameScores] = []
+    confidences = np.empty((0, 0), dtype=np.float32)
     if len(batch):
         frames = ray.put(batch.frames)  # one copy in the object store, however many attempts
-        confidences = classify_with_retries(
-            lambda target: ray.get(target.classify.remote(frames)), [actor, *spare_actors]
+        confidences = np.asarray(
+            classify_with_retries(
+                lambda target: ray.get(target.classify.remote(frames)),
+                [task.actor, *task.spare_actors],
+            ),
+            dtype=np.float32,
         )
-        scores = [
-            FrameScores(timestamp_ms=int(timestamp), confidences=np.asarray(row, dtype=np.float32))
-            for timestamp, row in zip(batch.timestamps_ms, confidences)
-        ]
     return SegmentOutcome(
-        segment_index=segment.index,
-        scores=scores,
+        segment_index=task.decode.segment.index,
+        timestamps_ms=tuple(int(timestamp) for timestamp in batch.timestamps_ms),
+        confidences=confidences,
         node_id=ray.get_runtime_context().get_node_id(),
         decode_s=decoded - started,
         classify_s=time.perf_counter() - decoded,
@@ -100,4 +53,4 @@ def probe_remote(source: str) -> VideoProbe:
     return probe_video(source)
 
 
-__all__ = ["SegmentOutcome", "VideoError", "moderate_segment", "probe_remote", "unique_frames"]
+__all__ = ["moderate_segment", "probe_remote"]

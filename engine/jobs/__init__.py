@@ -72,7 +72,8 @@ def open_job_system(
         lifetime_s=float(settings.page_token_lifetime_s),
     )
     service = ModerationService(
-        settings, store, objects, tokens, submit_job=executor.submit, runner=executor.runner
+        settings, store, objects, tokens, submit_job=executor.submit,
+        shared_runner=executor.runner,
     )
     return JobSystem(service=service, executor=executor, store=store)
 
@@ -81,9 +82,9 @@ def default_runner_factory(settings: EngineSettings) -> RunnerFactory:
     """Build the real cluster runner on first use (starting Ray is slow and may not be needed)."""
 
     def build() -> Any:
-        from engine.cluster.runner import VideoModerationRunner
+        from engine.cluster import ClusterRunner
 
-        return VideoModerationRunner(settings)
+        return ClusterRunner(settings)
 
     return build
 

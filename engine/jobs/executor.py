@@ -15,17 +15,14 @@ import threading
 from collections.abc import Callable
 
 from engine import logs
-from engine.cluster.failures import ClusterFailure, describe_exception
+from engine.cluster import describe_exception, failure_message, failure_metric_type
 from engine.config import EngineSettings
-from engine.errors import ServiceError
 from engine.jobs.pipeline import SegmentRunner, process_job
 from engine.jobs.store import JobStore, now_ms
 from engine.jobs.types import JobRecord, JobState
 from engine.metrics import EngineMetrics
 from engine.notify import CompletionNotifier, completion_message
 from engine.storage.base import ObjectStore
-from engine.video.types import VideoError
-from models.base import NoModelInstalledError
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +179,7 @@ class JobExecutor:
             )
             log.warning("job %s failed: %s", job_id, job.status_message)
             if self.metrics is not None:
-                self.metrics.job_failed(failure_kind(error))
+                self.metrics.job_failed(failure_metric_type(error))
         else:
             if self.metrics is not None and job.state is JobState.SUCCEEDED:
                 self.metrics.job_succeeded()
@@ -213,32 +210,3 @@ class JobExecutor:
 
 class ExecutorStoppedError(RuntimeError):
     """A job asked for the runner after stop(); it stays RUNNING for the next start."""
-
-
-def failure_kind(error: BaseException) -> str:
-    """A short, bounded name for what failed a job (the metrics' error type): the error code
-    of a contract error, else video / cluster / internal, as failure_message tells them apart."""
-    if isinstance(error, VideoError):
-        return "video"
-    if isinstance(error, ServiceError):
-        return error.code
-    if isinstance(error, ClusterFailure):
-        return "cluster"
-    if isinstance(error, NoModelInstalledError):
-        return "model"
-    return "internal"
-
-
-def failure_message(error: BaseException) -> str:
-    """StatusMessage for a failed job: the video's own explanation, the cluster's plain account
-    of what failed, or a one-line internal error (exception type and first line, no traceback)."""
-    if isinstance(error, VideoError):
-        return str(error) or "The video could not be processed"
-    if isinstance(error, ServiceError):
-        return error.message
-    if isinstance(error, ClusterFailure):
-        return str(error)
-    if isinstance(error, NoModelInstalledError):  # missing weights, or bf16 on an AVX2 CPU
-        return f"The moderation model is not available: {error}"
-    log.error("internal error in a job", exc_info=error)
-    return f"Internal error while processing the video ({describe_exception(error)})"

@@ -2,33 +2,42 @@
 
 Each finished segment's thresholded detections (and its sample times) are stored the moment the
 runner reports it, so a resumed job runs only the segments still missing. When every segment is
-in, the final rows for both aggregations and both sort orders are written in one transaction.
-Errors propagate to the caller (engine/jobs/executor.py), which turns them into FAILED.
+in, the stored segment outputs go through the one assembler (engine/results/assemble.py, as for
+the CLI, the client and batch) and the final rows for both aggregations and both sort orders
+are written in one transaction. Errors propagate to the caller (engine/jobs/executor.py),
+which turns them into FAILED.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
 
+from engine.cluster import SegmentOutcome
 from engine.config import EngineSettings
 from engine.jobs.store import JobStore
 from engine.jobs.types import JobRecord
 from engine.metrics import EngineMetrics
-from engine.results import aggregate_segments, build_detections, sort_by_name, sort_by_timestamp
-from engine.results.types import FrameScores
+from engine.results import (
+    AGGREGATIONS,
+    ResultOptions,
+    SegmentDetections,
+    assemble_detections,
+    segment_detections,
+    sort_detections,
+)
 from engine.storage.base import ObjectStore
-from engine.video.limits import check_duration
+from engine.video import check_duration
 from engine.video.types import Segment, VideoError, VideoProbe
 
 log = logging.getLogger(__name__)
 
 
 class SegmentRunner(Protocol):
-    """What jobs needs from engine.cluster.runner.VideoModerationRunner (or a test double)."""
+    """What jobs needs from engine.cluster.ClusterRunner (or a test double)."""
 
     taxonomy: object
     model_info: object
@@ -42,9 +51,9 @@ class SegmentRunner(Protocol):
         source: str,
         probe: VideoProbe,
         segments: Sequence[Segment],
-        on_segment_done,
+        on_segment_done: Callable[[Segment, SegmentOutcome], None],
         decode_mode: str | None = None,
-    ) -> None: ...
+    ) -> Sequence[SegmentOutcome]: ...
 
     def classify_frames(self, frames: np.ndarray) -> np.ndarray: ...
 
@@ -73,13 +82,15 @@ def process_job(
     if pending:
         log.info("job %s: running %d segment(s)", job.job_id, len(pending))
 
-        def on_segment_done(segment: Segment, scores: list[FrameScores]) -> None:
-            detections = build_detections(runner.taxonomy, scores, job.min_confidence)
+        def on_segment_done(segment: Segment, outcome: SegmentOutcome) -> None:
+            output = segment_detections(
+                runner.taxonomy, outcome.timestamps_ms, outcome.confidences, job.min_confidence
+            )
             store.save_segment_result(
-                job.job_id, segment.index, [s.timestamp_ms for s in scores], detections
+                job.job_id, segment.index, output.sample_timestamps_ms, output.detections
             )
             if metrics is not None:
-                metrics.segment_done(len(scores))
+                metrics.segment_done(len(outcome.timestamps_ms))
 
         runner.run_segments(
             source, probe, pending, on_segment_done=on_segment_done, decode_mode=job.decode_mode
@@ -95,20 +106,17 @@ def process_job(
 def _complete(
     job: JobRecord, probe: VideoProbe, store: JobStore, settings: EngineSettings
 ) -> JobRecord:
-    """Merge the stored segment outputs into final rows and mark the job SUCCEEDED."""
+    """Assemble the stored segment outputs into final rows and mark the job SUCCEEDED."""
     detections, sample_timestamps_ms = store.segment_outputs(job.job_id)
-    video_end_ms = probe.metadata.duration_ms  # as engine.cluster.runner.moderate does
-    timestamps = sort_by_timestamp(detections)
-    segments = aggregate_segments(
-        timestamps,
-        settings.sample_interval_ms,
-        sample_timestamps_ms=sample_timestamps_ms or None,
-        video_end_ms=video_end_ms,
-    )
-    segments = sort_by_timestamp(segments)
+    outputs = [SegmentDetections(tuple(sample_timestamps_ms), tuple(detections))]
+    by_time, by_name = {}, {}
+    for aggregate_by in AGGREGATIONS:
+        options = ResultOptions(
+            job.min_confidence, "TIMESTAMP", aggregate_by, settings.sample_interval_ms
+        )
+        by_time[aggregate_by] = assemble_detections(outputs, probe.metadata.duration_ms, options)
+        # The same Detection objects in NAME order: each row is stored once with both positions.
+        by_name[aggregate_by] = sort_detections(by_time[aggregate_by], "NAME")
     return store.complete_job(
-        job.job_id,
-        by_time={"TIMESTAMPS": timestamps, "SEGMENTS": segments},
-        by_name={"TIMESTAMPS": sort_by_name(timestamps), "SEGMENTS": sort_by_name(segments)},
-        retention_s=settings.result_retention_s,
+        job.job_id, by_time=by_time, by_name=by_name, retention_s=settings.result_retention_s
     )

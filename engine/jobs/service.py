@@ -6,15 +6,16 @@ VideoTooLarge), applies idempotency and the concurrent-job limit in one SQLite t
 and hands the job to the executor; reading never touches Ray.
 
 DetectModerationLabels is synchronous: the image is decoded here (engine/video/image.py, the
-same scaling as video frames, at most `max_concurrent_image_decodes` at once) and its one frame
-goes through the runner's inference pool, the model the jobs use.
+same scaling as video frames, at most `max_concurrent_image_decodes` at once; its errors become
+the contract's) and its one frame goes through the runner's inference pool, the model the jobs
+use.
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import numpy as np
 
@@ -22,16 +23,24 @@ from engine.config import EngineSettings
 from engine.errors import (
     ImageTooLargeException,
     InternalServerError,
-    ResourceNotFoundException,
+    InvalidImageFormatException,
     VideoTooLargeException,
 )
-from engine.jobs.store import JobStore, now_ms
+from engine.jobs.pipeline import SegmentRunner
+from engine.jobs.store import JobStore
 from engine.jobs.tokens import PageQuery, PageTokenCodec
-from engine.jobs.types import GetRequest, JobRecord, JobState, ResultPage, StartRequest
-from engine.results import FrameScores, build_detections
+from engine.jobs.types import (
+    GetRequest,
+    ImageModeration,
+    JobState,
+    ResultPage,
+    StartRequest,
+)
+from engine.jobs.visibility import visible_job
+from engine.results import FrameScores, build_detections, sort_by_confidence
 from engine.results.types import Detection
 from engine.storage.base import ObjectRef, ObjectStore
-from engine.video.image import ImageLimits, image_frame
+from engine.video.image import ImageLimits, ImageTooLargeError, InvalidImageError, image_frame
 
 MAX_PAGE_SIZE = 1000
 
@@ -42,22 +51,22 @@ def new_job_id() -> str:
 
 
 class ModerationService:
+    """The operations' behaviour for one job store. `submit_job(job_id)` hands an accepted job
+    to the executor; `shared_runner()` returns the runner the jobs use (JobExecutor.runner),
+    where images are classified; None: this service moderates no images."""
+
     def __init__(
         self,
         settings: EngineSettings,
         store: JobStore,
         objects: ObjectStore,
         tokens: PageTokenCodec,
-        submit_job,
-        runner=None,
+        submit_job: Callable[[str], None],
+        shared_runner: Callable[[], SegmentRunner] | None = None,
     ) -> None:
-        self.settings = settings
-        self.store = store
-        self.objects = objects
-        self.tokens = tokens
+        self.settings, self.store, self.objects, self.tokens = settings, store, objects, tokens
         self._submit_job = submit_job
-        self._runner = runner
-        """Returns the shared cluster runner (JobExecutor.runner); images are classified there."""
+        self._shared_runner = shared_runner
         self._image_decodes = threading.BoundedSemaphore(settings.max_concurrent_image_decodes)
 
     def start_content_moderation(self, account: str, request: StartRequest) -> str:
@@ -81,17 +90,17 @@ class ModerationService:
         return job_id
 
     def get_content_moderation(self, account: str, request: GetRequest) -> ResultPage:
-        job = self._visible_job(account, request.job_id)
+        job = visible_job(self.store, request.job_id, account, self.settings.result_retention_s)
         query = PageQuery(job.job_id, request.sort_by, request.aggregate_by)
         position = self.tokens.verify(query, request.next_token) if request.next_token else 0
         page_size = min(request.max_results, MAX_PAGE_SIZE)
-        detections: list[dict] = []
+        detections: list[Detection] = []
         next_token = None
         if job.state is JobState.SUCCEEDED:
             rows = self.store.read_results(
                 job.job_id, request.aggregate_by, request.sort_by, position, page_size + 1
             )
-            detections = [row.to_wire() for row in rows[:page_size]]
+            detections = rows[:page_size]
             if len(rows) > page_size:
                 next_token = self.tokens.issue(query, position + page_size)
         return ResultPage(job, detections, next_token, request.sort_by, request.aggregate_by)
@@ -107,14 +116,19 @@ class ModerationService:
         """One image through the model the video jobs use, labelled by the same rules (threshold,
         every ancestor as its own entry), most confident first."""
         data, max_bytes = self._image_bytes(image)
-        if self._runner is None:
+        if self._shared_runner is None:
             raise InternalServerError("Image moderation is not configured on this server")
-        runner = self._runner()
+        runner = self._shared_runner()
         limits = ImageLimits(
             max_bytes, self.settings.max_image_side_px, self.settings.max_image_pixels
         )
-        with self._image_decodes:
-            frame = image_frame(data, runner.model_info.input_size, limits)
+        try:
+            with self._image_decodes:
+                frame = image_frame(data, runner.model_info.input_size, limits)
+        except InvalidImageError as error:
+            raise InvalidImageFormatException(str(error)) from None
+        except ImageTooLargeError as error:
+            raise ImageTooLargeException(str(error)) from None
         scores = runner.classify_frames(frame[np.newaxis])
         detections = build_detections(
             runner.taxonomy, [FrameScores(timestamp_ms=0, confidences=scores[0])], min_confidence
@@ -140,30 +154,3 @@ class ModerationService:
                 f"The image object {image.describe()} is larger than the maximum of {limit} bytes"
             )
         return data, limit
-
-    def _visible_job(self, account: str, job_id: str) -> JobRecord:
-        """The caller's own job whose results are still kept; otherwise ResourceNotFound."""
-        job = self.store.get_job(job_id)
-        if job is None or job.account != account or self._expired(job):
-            raise ResourceNotFoundException(f"No content moderation job with JobId {job_id!r}")
-        return job
-
-    def _expired(self, job: JobRecord) -> bool:
-        if job.finished_ms is None:
-            return False
-        return now_ms() >= job.finished_ms + int(self.settings.result_retention_s * 1000)
-
-
-@dataclass(frozen=True)
-class ImageModeration:
-    """DetectModerationLabels' answer before it is put on the wire."""
-
-    labels: list[Detection]
-    """One entry per detected label and per ancestor, most confident first."""
-    model_version: str
-
-
-def sort_by_confidence(detections: list[Detection]) -> list[Detection]:
-    """Rekognition's image order: confidence descending; on a tie the parent (which always
-    scores at least its child) comes first, then by name, so the order is deterministic."""
-    return sorted(detections, key=lambda d: (-d.confidence, d.level, d.name, d.label_index))

@@ -1,7 +1,7 @@
 """Plain data crossing the jobs boundary: parsed requests, job records, pages, and job states.
 
-`api` builds `StartRequest` / `GetRequest` from the wire and turns `JobRecord` / `ResultPage`
-back into it; `jobs` never sees JSON shapes or HTTP.
+`api` builds `StartRequest` / `GetRequest` from the wire and turns `ResultPage` /
+`ImageModeration` back into it (engine/api/wire.py); `jobs` never sees JSON shapes or HTTP.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict, dataclass
 from enum import Enum
 
+from engine.results.types import Detection
 from engine.storage.base import ObjectRef
 from engine.video.types import VideoMetadata
 
@@ -53,6 +54,9 @@ def check_transition(current: JobState, target: JobState) -> None:
 
 @dataclass(frozen=True)
 class NotificationChannel:
+    """Where a job's completion message is published: its SNS topic (or the webhook configured
+    for that ARN), and the role the real service would publish with."""
+
     sns_topic_arn: str
     role_arn: str
 
@@ -72,10 +76,6 @@ class StartRequest:
         document = asdict(self)
         document.pop("client_request_token")
         return json.dumps(document, sort_keys=True, separators=(",", ":"))
-
-
-SORT_ORDERS = ("TIMESTAMP", "NAME")
-AGGREGATIONS = ("TIMESTAMPS", "SEGMENTS")
 
 
 @dataclass(frozen=True)
@@ -113,10 +113,19 @@ class JobRecord:
 
 @dataclass(frozen=True)
 class ResultPage:
-    """One GetContentModeration page: the job, its wire-shaped detections and the next token."""
+    """One GetContentModeration page: the job, this page's detections and the next token."""
 
     job: JobRecord
-    detections: list[dict]
+    detections: list[Detection]
     next_token: str | None
     sort_by: str
     aggregate_by: str
+
+
+@dataclass(frozen=True)
+class ImageModeration:
+    """DetectModerationLabels' answer before it is put on the wire."""
+
+    labels: list[Detection]
+    """One entry per detected label and per ancestor, most confident first."""
+    model_version: str

@@ -1,8 +1,8 @@
 """Build one job's report page: find the job (scoped to an account), read its rows, decode the
 flagged frames, render the page.
 
-This is the seam the CLI and the server use (`JobReportBuilder.build`, or `for_account` as the
-callable build_app receives), so engine/api never imports PyAV. A thumbnail failure (object
+This is the seam the CLI and the server use (`JobReportBuilder.build`, or the builder itself as
+build_app's `report_builder`, which calls `for_account`), so engine/api never imports PyAV. A thumbnail failure (object
 gone, unreadable video) never fails the report: the page says why they are missing.
 """
 
@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from engine.config import EngineSettings
 from engine.errors import ServiceError, ThrottlingException
 from engine.jobs.store import JobStore
+from engine.jobs.visibility import visible_job
 from engine.report.chart import build_series
-from engine.report.data import ReportData, find_visible_job, load_report_data
-from engine.report.page import ThumbnailSection, render_report
+from engine.report.data import ReportData, load_report_data
+from engine.report.page import CONTENT_SECURITY_POLICY, ThumbnailSection, render_report
 from engine.report.thumbnails import choose_moments, make_thumbnails
 from engine.storage.base import ObjectStore
 from engine.video.types import VideoError
@@ -43,6 +44,9 @@ class ReportOptions:
 class JobReportBuilder:
     """Reports for the jobs of one store; safe to call from several threads."""
 
+    content_security_policy = CONTENT_SECURITY_POLICY
+    """What the page may load (nothing but its own data: images); the server sends it too."""
+
     def __init__(
         self,
         settings: EngineSettings,
@@ -59,7 +63,7 @@ class JobReportBuilder:
     def build(self, job_id: str, *, unblurred: bool = False, account: str | None = None) -> str:
         """The page's HTML. `account` None (a local operator) sees every job; otherwise an
         unknown, expired or other account's job raises ResourceNotFoundException."""
-        job = find_visible_job(self.store, job_id, account, self.settings.result_retention_s)
+        job = visible_job(self.store, job_id, account, self.settings.result_retention_s)
         data = load_report_data(
             self.store, job, job.decode_mode, self.settings.sample_interval_ms
         )

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.errors import ResourceNotFoundException
-from engine.jobs.store import JobStore, now_ms
+from engine.jobs.store import JobStore
 from engine.jobs.types import JobRecord, JobState
 from engine.results.types import Detection
 
@@ -39,21 +38,6 @@ class ReportData:
     @property
     def succeeded(self) -> bool:
         return self.job.state is JobState.SUCCEEDED
-
-
-def find_visible_job(
-    store: JobStore, job_id: str, account: str | None, retention_s: float
-) -> JobRecord:
-    """The job, if `account` (None: any, for a local operator) may see it and it has not
-    expired; otherwise ResourceNotFoundException, the same answer GetContentModeration gives,
-    so another account's job ids cannot be told apart from unknown ones."""
-    job = store.get_job(job_id)
-    expired = job is not None and job.finished_ms is not None and (
-        now_ms() >= job.finished_ms + int(retention_s * 1000)
-    )
-    if job is None or expired or (account is not None and job.account != account):
-        raise ResourceNotFoundException(f"No content moderation job with JobId {job_id!r}")
-    return job
 
 
 def load_report_data(

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from engine.results.types import Detection
-from engine.video import Segment, decode_segment, probe_video
+from engine.video import Segment, SegmentDecodeRequest, decode_sampled_frames, probe_video
 
 THUMBNAIL_WIDTH = 240
 BLUR_RADIUS_FRACTION = 0.1
@@ -116,9 +116,11 @@ def decode_frames(
     frames: dict[int, np.ndarray] = {}
     for timestamp_ms in timestamps_ms:
         segment = Segment(index=0, start_ms=timestamp_ms, stop_ms=timestamp_ms + 1)
-        batch = decode_segment(
-            source, probe, segment, max(timestamp_ms, 1), (height, width),
-            mode="accurate", hwaccel=hwaccel, threads=threads,
+        batch = decode_sampled_frames(
+            SegmentDecodeRequest(
+                source, probe, segment, max(timestamp_ms, 1), (height, width),
+                mode="accurate", threads=threads, hwaccel=hwaccel,
+            )
         )
         if len(batch):
             frames[timestamp_ms] = batch.frames[-1]

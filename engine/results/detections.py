@@ -76,3 +76,10 @@ def sort_detections(detections: Iterable[Detection], sort_by: str = "TIMESTAMP")
     if sort_by == "NAME":
         return sort_by_name(detections)
     raise ValueError(f"sort_by must be TIMESTAMP or NAME, got {sort_by!r}")
+
+
+def sort_by_confidence(detections: Iterable[Detection]) -> list[Detection]:
+    """Rekognition's image order (DetectModerationLabels): confidence descending; on a tie the
+    parent (which always scores at least its child) comes first, then by name, so the order is
+    deterministic."""
+    return sorted(detections, key=lambda d: (-d.confidence, d.level, d.name, d.label_index))

@@ -1,7 +1,10 @@
 """Data that flows into and out of the results module.
 
 `FrameScores` come from the classifier (one per sampled frame); `Detection` is one
-ContentModerationDetection as the wire shows it.
+ContentModerationDetection; `SegmentDetections` is what one finished segment contributes to a
+result (its thresholded detections and every timestamp it sampled); `ModerationResult` is one
+finished video's result before it is written on the wire (engine/api/wire.py writes all of
+them, nothing here knows the wire's PascalCase names).
 """
 
 from __future__ import annotations
@@ -9,6 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from engine.video.types import VideoMetadata
+from models.base import ModelInfo
+
+SORT_ORDERS = ("TIMESTAMP", "NAME")
+"""GetContentModeration's SortBy values; the first is the default."""
+AGGREGATIONS = ("TIMESTAMPS", "SEGMENTS")
+"""GetContentModeration's AggregateBy values; the first is the default."""
 
 
 @dataclass(frozen=True)
@@ -32,18 +43,48 @@ class Detection:
     start_ms: int | None = None
     end_ms: int | None = None
 
-    def to_wire(self) -> dict:
-        item: dict = {
-            "Timestamp": self.timestamp_ms,
-            "ModerationLabel": {
-                "Confidence": round(float(self.confidence), 4),
-                "Name": self.name,
-                "ParentName": self.parent_name,
-                "TaxonomyLevel": self.level,
-            },
-        }
-        if self.start_ms is not None and self.end_ms is not None:
-            item["StartTimestampMillis"] = self.start_ms
-            item["EndTimestampMillis"] = self.end_ms
-            item["DurationMillis"] = self.end_ms - self.start_ms
-        return item
+
+@dataclass(frozen=True)
+class SegmentDetections:
+    """One segment's contribution to a result: TIMESTAMPS-mode detections at or above
+    MinConfidence (ancestors included) and the timestamp of every frame it sampled."""
+
+    sample_timestamps_ms: tuple[int, ...]
+    detections: tuple[Detection, ...]
+
+
+@dataclass(frozen=True)
+class ResultOptions:
+    """How a result is cut: the request's threshold, order and aggregation, and the sampling
+    interval the video was sampled at (SEGMENTS stretches end one interval after a sample)."""
+
+    min_confidence: float
+    sort_by: str = "TIMESTAMP"
+    aggregate_by: str = "TIMESTAMPS"
+    sample_interval_ms: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.sort_by not in SORT_ORDERS:
+            raise ValueError(f"sort_by must be one of {', '.join(SORT_ORDERS)}; got {self.sort_by!r}")
+        if self.aggregate_by not in AGGREGATIONS:
+            raise ValueError(
+                f"aggregate_by must be one of {', '.join(AGGREGATIONS)}; got {self.aggregate_by!r}"
+            )
+
+
+@dataclass(frozen=True)
+class ModerationResult:
+    """One finished video as a single, unpaged GetContentModeration answer (the CLI, the
+    notebook client and batch write it; the server pages through stored rows instead)."""
+
+    metadata: VideoMetadata
+    detections: tuple[Detection, ...]
+    """In the order `options.sort_by` asks for, aggregated as `options.aggregate_by` asks."""
+    options: ResultOptions
+    model_version: str
+    """ModerationModelVersion."""
+    model_info: ModelInfo
+    decode_mode: str
+    """How the frames were picked ("accurate" or "keyframes")."""
+    frame_count: int
+    """Frames classified."""

@@ -25,9 +25,10 @@ import av
 import numpy as np
 from av.codec.hwaccel import HWAccel
 
-from engine.video.hwdecode import check_hwaccel_mode, choose_hwaccel, software_frame
+from engine.video import timeline
+from engine.video.hwdecode import check_hwaccel_mode, choose_hwaccel
 from engine.video.keyframes import (
-    KeyframeUnavailable,
+    KeyframeUnavailableError,
     decode_keyframes,
     keyframe_for_each_target,
     split_into_runs,
@@ -42,15 +43,9 @@ from engine.video.limits import (
 )
 from engine.video.nal import stream_nal_format
 from engine.video.plan import sample_times_ms
+from engine.video.scaling import UprightScaler
 from engine.video.selective import PacketSelector
-from engine.video.timeline import (
-    StreamClock,
-    describe_ffmpeg_error,
-    display_name,
-    first_frame_pts,
-    open_video_container,
-)
-from engine.video.types import FrameBatch, Segment, VideoError, VideoProbe
+from engine.video.types import FrameBatch, Segment, SegmentDecodeRequest, VideoError, VideoProbe
 
 DECODE_MODES = ("accurate", "keyframes")
 """accurate: exact picks (every frame they depend on is decoded). keyframes: picks snap to the
@@ -77,6 +72,33 @@ class _SeekOvershot(Exception):
 
 class _OutputOutOfOrder(Exception):
     """With packets skipped the decoder emitted frames out of order: decode everything instead."""
+
+
+def decode_sampled_frames(request: SegmentDecodeRequest) -> FrameBatch:
+    """The frames `request` asks for, each distinct frame once (`unique_frames`)."""
+    return unique_frames(
+        decode_segment(
+            request.source, request.probe, request.segment, request.sample_interval_ms,
+            request.output_size, mode=request.mode, threads=request.threads,
+            hwaccel=request.hwaccel,
+        )
+    )
+
+
+def unique_frames(batch: FrameBatch) -> FrameBatch:
+    """Drop repeats: two sample times can select the same frame of a low-frame-rate video."""
+    keep, seen = [], set()
+    for position, timestamp in enumerate(batch.timestamps_ms):
+        if timestamp not in seen:
+            seen.add(timestamp)
+            keep.append(position)
+    if len(keep) == len(batch):
+        return batch
+    return FrameBatch(
+        frames=batch.frames[keep],
+        timestamps_ms=[batch.timestamps_ms[i] for i in keep],
+        sample_times_ms=[batch.sample_times_ms[i] for i in keep] if batch.sample_times_ms else [],
+    )
 
 
 def decode_segment(
@@ -118,7 +140,7 @@ def decode_segment(
     check_hwaccel_mode(hwaccel)
     if time_limit_s is None:
         time_limit_s = default_decode_time_limit_s(segment.duration_ms)
-    name = display_name(source)
+    name = timeline.display_name(source)
     settings = _DecodeSettings(
         mode=mode,
         threads=threads,
@@ -138,7 +160,7 @@ def decode_segment(
     except av.error.FFmpegError as error:
         raise VideoError(
             f"Decoding {name} failed at {segment.start_ms}-{segment.stop_ms} ms "
-            f"({describe_ffmpeg_error(error)}); the file is probably damaged or truncated."
+            f"({timeline.describe_ffmpeg_error(error)}); the file is probably damaged or truncated."
         ) from error
     return FrameBatch(
         frames=np.stack([array for _, array in picks]),
@@ -169,14 +191,14 @@ class _SegmentDecoder:
         self._targets_ms = targets_ms
         self._settings = settings
         self._output_size = output_size
-        self._scaler = _UprightScaler(output_size, probe.rotation_degrees)
+        self._scaler = UprightScaler(output_size, probe.rotation_degrees)
 
     def pick(self, selective: bool) -> list[tuple[int, np.ndarray]]:
         """Keyframes mode: jump to each needed keyframe. Otherwise, or if that fails: sequential."""
         if self._settings.mode == "keyframes":
             try:
                 return self._pick_keyframes()
-            except KeyframeUnavailable:
+            except KeyframeUnavailableError:
                 pass  # the sequential decode below gives the same picks, only slower
         return self._pick_sequentially(selective)
 
@@ -197,7 +219,7 @@ class _SegmentDecoder:
         else:
             with ThreadPoolExecutor(len(runs), thread_name_prefix="keyframes") as pool:
                 scalers = [
-                    _UprightScaler(self._output_size, self._probe.rotation_degrees) for _ in runs
+                    UprightScaler(self._output_size, self._probe.rotation_degrees) for _ in runs
                 ]
                 for part in pool.map(self._decode_keyframe_run, runs, scalers):
                     arrays.update(part)
@@ -210,12 +232,12 @@ class _SegmentDecoder:
         return max(1, min(threads, _MAX_KEYFRAME_WORKERS))
 
     def _decode_keyframe_run(
-        self, wanted_ms: list[int], scaler: _UprightScaler
+        self, wanted_ms: list[int], scaler: UprightScaler
     ) -> dict[int, np.ndarray]:
         """Decode (one thread) and convert the keyframes `wanted_ms` from a container of its own."""
         arrays = {}
         with self._open(threads=1) as (container, stream):
-            clock = StreamClock(stream.time_base, _start_pts(container, stream))
+            clock = timeline.StreamClock(stream.time_base, _start_pts(container, stream))
 
             def guard(packets):
                 return _guarded_packets(packets, stream, self._source, self._settings)
@@ -225,7 +247,7 @@ class _SegmentDecoder:
                     container, stream, clock, wanted_ms, self._probe.keyframes_ms, guard
                 ):
                     arrays[keyframe_ms] = scaler.convert(frame)
-            except KeyframeUnavailable:
+            except KeyframeUnavailableError:
                 # FFmpeg drops a keyframe over max_pixels without an error: say so, as accurate
                 # mode does, rather than fall back and serve an earlier keyframe in its place.
                 _refuse_grown_frames(
@@ -242,7 +264,7 @@ class _SegmentDecoder:
         ]
         if seek_points_ms:
             with self._open() as (container, stream):
-                clock = StreamClock(stream.time_base, _start_pts(container, stream))
+                clock = timeline.StreamClock(stream.time_base, _start_pts(container, stream))
                 for seek_ms in seek_points_ms:
                     container.seek(
                         clock.latest_pts_at_or_before(seek_ms), stream=stream, backward=True
@@ -255,15 +277,15 @@ class _SegmentDecoder:
                         continue
         # From the very start of a freshly opened container: always correct, only slower.
         with self._open() as (container, stream):
-            clock = StreamClock(stream.time_base, _start_pts(container, stream))
+            clock = timeline.StreamClock(stream.time_base, _start_pts(container, stream))
             return self._pick_frames(container, stream, clock, selective, from_start=True)
 
     @contextmanager
     def _open(self, threads: int | None = None):
         """The container and its video stream, decoder configured (`threads` overrides the settings)."""
         index = self._probe.stream_index
-        name = display_name(self._source)
-        with open_video_container(
+        name = timeline.display_name(self._source)
+        with timeline.open_video_container(
             self._source, self._settings.hardware, self._settings.max_frame_pixels
         ) as container:
             if index >= len(container.streams) or container.streams[index].type != "video":
@@ -321,7 +343,7 @@ class _SegmentDecoder:
             if not from_start:  # the seek landed past the last keyframe (MPEG-TS does this)
                 raise _SeekOvershot()
             raise VideoError(
-                f"No frame of {display_name(self._source)} could be decoded near {targets_ms[0]} ms."
+                f"No frame of {timeline.display_name(self._source)} could be decoded near {targets_ms[0]} ms."
             )
         previous = self._with_array(previous)
         picks.extend((previous[0], previous[2]) for _ in targets_ms[next_target:])
@@ -346,7 +368,7 @@ def _start_pts(container, stream) -> int:
     if smallest is None:
         raise VideoError("The video contains no frames.")
     container.seek(smallest, stream=stream, backward=True)
-    return first_frame_pts(stream, smallest)
+    return timeline.first_frame_pts(stream, smallest)
 
 
 def _decoded_frames(
@@ -370,8 +392,8 @@ def _decoded_frames(
             bad_packets += 1
             if bad_packets > _MAX_BAD_PACKETS:
                 raise VideoError(
-                    f"{display_name(source)} is too damaged to decode "
-                    f"({describe_ffmpeg_error(error)} in {bad_packets} packets)."
+                    f"{timeline.display_name(source)} is too damaged to decode "
+                    f"({timeline.describe_ffmpeg_error(error)} in {bad_packets} packets)."
                 ) from error
             continue
         yield from _timed(frames)
@@ -383,14 +405,14 @@ def _refuse_grown_frames(codec_context, max_frame_pixels: int, source: str) -> N
     """FFmpeg refuses frames over max_pixels as "invalid data"; name the real cause instead."""
     width, height = codec_context.width, codec_context.height
     if width * height > max_frame_pixels:
-        check_frame_size(width, height, max_frame_pixels, display_name(source))
+        check_frame_size(width, height, max_frame_pixels, timeline.display_name(source))
 
 
 def _guarded_packets(
     packets, stream, source: str, settings: _DecodeSettings
 ) -> Iterator[av.Packet]:
     """Demuxed packets, each checked against the deadline and a believable size."""
-    name = display_name(source)
+    name = timeline.display_name(source)
     size_limit_bytes = packet_size_limit_bytes(
         stream.codec_context.width, stream.codec_context.height
     )
@@ -404,34 +426,3 @@ def _timed(frames) -> Iterator[av.VideoFrame]:
     for frame in frames:
         if frame.pts is not None or frame.dts is not None:
             yield frame
-
-
-class _UprightScaler:
-    """Scales a decoded frame to (height, width) RGB with swscale, then rotates it upright.
-
-    For 90/270 degree rotation the coded picture is scaled to the swapped size first, so the
-    rotated result has exactly the requested (height, width).
-    """
-
-    def __init__(self, output_size: tuple[int, int], rotation_degrees: int) -> None:
-        self._height, self._width = output_size
-        self._quarter_turns = (rotation_degrees // 90) % 4
-        self._reformatter = av.video.reformatter.VideoReformatter()
-
-    def convert(self, frame: av.VideoFrame) -> np.ndarray:
-        if self._quarter_turns % 2:
-            coded_width, coded_height = self._height, self._width
-        else:
-            coded_width, coded_height = self._width, self._height
-        scaled = self._reformatter.reformat(
-            software_frame(frame),
-            width=coded_width,
-            height=coded_height,
-            format="rgb24",
-            interpolation="BILINEAR",
-        )
-        array = scaled.to_ndarray()
-        if self._quarter_turns:
-            # np.rot90 turns counter-clockwise, the display-matrix convention of the probe.
-            array = np.rot90(array, k=self._quarter_turns)
-        return np.ascontiguousarray(array)

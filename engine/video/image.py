@@ -1,15 +1,16 @@
 """Still images (DetectModerationLabels) as model frames: read, decode, bound, upright, scale.
 
 It lives in engine/video because an image must reach the classifier exactly as a video frame
-does: the decoded RGB picture goes through the same swscale scaler (`decode._UprightScaler`,
+does: the decoded RGB picture goes through the same swscale scaler (`scaling.UprightScaler`,
 bilinear, straight to the model's input size), so a picture sent as an image and the same
 picture shown in a lossless video give the same frame and the same scores. Only the decoding
 differs: Pillow instead of PyAV, JPEG and PNG only, like Rekognition.
 
 Images are untrusted input. The header is checked against `ImageLimits` before any pixel is
 decoded, so a small file declaring a huge picture never allocates it; a damaged, truncated or
-unsupported file is InvalidImageFormatException, an over-limit one ImageTooLargeException.
-Knows nothing about HTTP, jobs or Ray: bytes (or a source string) in, a uint8 frame out.
+unsupported file is InvalidImageError, an over-limit one ImageTooLargeError (the jobs layer
+answers them as the contract's InvalidImageFormatException / ImageTooLargeException).
+Knows nothing about HTTP, jobs or Ray: bytes in, a uint8 frame out.
 """
 
 from __future__ import annotations
@@ -21,18 +22,20 @@ import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from engine.errors import (
-    ImageTooLargeException,
-    InvalidImageFormatException,
-)
-from engine.video.decode import _UprightScaler
+from engine.video.scaling import UprightScaler
 
 SUPPORTED_FORMATS = ("JPEG", "PNG")
 """What Rekognition accepts; Pillow is told to try no other decoder."""
 
-"""How long reading an image object from a presigned URL may stall before it fails."""
-
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+class InvalidImageError(ValueError):
+    """Not a JPEG or PNG, empty, damaged or truncated; the message says which."""
+
+
+class ImageTooLargeError(ValueError):
+    """Over one of the ImageLimits; the message quotes the size and the limit."""
 
 
 @dataclass(frozen=True)
@@ -59,30 +62,30 @@ def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
     16-bit pictures become RGB; transparency is composited over white, as a page shows it.
     """
     if len(data) > limits.max_bytes:
-        raise ImageTooLargeException(
+        raise ImageTooLargeError(
             f"The image is {len(data)} bytes; the maximum is {limits.max_bytes} bytes"
         )
     if not data:
-        raise InvalidImageFormatException("The image is empty (0 bytes)")
+        raise InvalidImageError("The image is empty (0 bytes)")
     try:
         with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as image:
             _check_dimensions(image.size, limits)
             image.load()
             return np.asarray(_as_rgb(ImageOps.exif_transpose(image)))
-    except (ImageTooLargeException, InvalidImageFormatException):
+    except (ImageTooLargeError, InvalidImageError):
         raise
     except Image.DecompressionBombError:  # Pillow's own guard, before ours: far over any limit
-        raise ImageTooLargeException(
+        raise ImageTooLargeError(
             f"The image declares far more pixels than the maximum of {limits.max_pixels}"
         ) from None
     except UnidentifiedImageError:
-        raise InvalidImageFormatException(
+        raise InvalidImageError(
             "The image is not a JPEG or PNG file (the only formats supported)"
         ) from None
     except MemoryError:
         raise
     except Exception as error:  # noqa: BLE001 - any decoder failure means a damaged file
-        raise InvalidImageFormatException(
+        raise InvalidImageError(
             f"The image could not be decoded; it is damaged or truncated ({_describe(error)})"
         ) from None
 
@@ -90,20 +93,20 @@ def decode_image(data: bytes, limits: ImageLimits) -> np.ndarray:
 def scale_to_frame(rgb: np.ndarray, output_size: tuple[int, int]) -> np.ndarray:
     """Scale an upright RGB picture to `output_size` exactly as decode.py scales video frames."""
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-    return _UprightScaler(output_size, rotation_degrees=0).convert(frame)
+    return UprightScaler(output_size, rotation_degrees=0).convert(frame)
 
 
 def _check_dimensions(size: tuple[int, int], limits: ImageLimits) -> None:
     width, height = size
     if width <= 0 or height <= 0:
-        raise InvalidImageFormatException(f"The image declares no picture ({width}x{height})")
+        raise InvalidImageError(f"The image declares no picture ({width}x{height})")
     if width > limits.max_side_px or height > limits.max_side_px:
-        raise ImageTooLargeException(
+        raise ImageTooLargeError(
             f"The image is {width}x{height} pixels; width and height may be at most "
             f"{limits.max_side_px} pixels"
         )
     if width * height > limits.max_pixels:
-        raise ImageTooLargeException(
+        raise ImageTooLargeError(
             f"The image is {width}x{height} = {width * height} pixels; the maximum is "
             f"{limits.max_pixels} pixels"
         )

@@ -18,7 +18,7 @@ help the usual one-slice streams either). To use more cores the caller runs seve
 each on a contiguous run of the keyframes (`split_into_runs`).
 
 Anything unexpected (a keyframe packet not where the probe said, a decoder that emits no frame
-or another one, an FFmpeg error) raises KeyframeUnavailable; the caller then decodes the
+or another one, an FFmpeg error) raises KeyframeUnavailableError; the caller then decodes the
 segment the sequential way, which is always correct, so picks never depend on this shortcut.
 """
 
@@ -36,7 +36,7 @@ PacketGuard = Callable[[Iterable[av.Packet]], Iterator[av.Packet]]
 """Wraps demuxed packets with the caller's checks (deadline, packet size)."""
 
 
-class KeyframeUnavailable(Exception):
+class KeyframeUnavailableError(Exception):
     """A needed keyframe could not be decoded on its own: decode the segment sequentially."""
 
 
@@ -44,7 +44,7 @@ def keyframe_for_each_target(keyframes_ms: Sequence[int], targets_ms: Sequence[i
     """For each target, the latest keyframe at or before it (the first keyframe when none is)."""
     ordered = sorted(keyframes_ms)
     if not ordered:
-        raise KeyframeUnavailable("the probe lists no keyframe")
+        raise KeyframeUnavailableError("the probe lists no keyframe")
     return [ordered[max(0, bisect.bisect_right(ordered, t) - 1)] for t in targets_ms]
 
 
@@ -116,14 +116,14 @@ class _KeyframeReader:
             if packet is not None:
                 self._first_margin = margin_index
                 return packet
-        raise KeyframeUnavailable(f"no keyframe packet at {keyframe_ms} ms")
+        raise KeyframeUnavailableError(f"no keyframe packet at {keyframe_ms} ms")
 
     def _seek(self, time_ms: int) -> None:
         target_pts = self._clock.latest_pts_at_or_before(time_ms)
         try:
             self._container.seek(target_pts, stream=self._stream, backward=True)
         except av.error.FFmpegError as error:
-            raise KeyframeUnavailable(f"seeking to {time_ms} ms failed: {error}") from error
+            raise KeyframeUnavailableError(f"seeking to {time_ms} ms failed: {error}") from error
         self._packets = self._guard(self._container.demux(self._stream))
 
     def _read_to(self, keyframe_ms: int) -> av.Packet | None:
@@ -138,7 +138,7 @@ class _KeyframeReader:
                 if packet_ms > keyframe_ms:
                     return None  # past it: the seek overshot, or the index does not match
         except av.error.FFmpegError as error:  # damaged data: the sequential path reports it
-            raise KeyframeUnavailable(f"reading to {keyframe_ms} ms failed: {error}") from error
+            raise KeyframeUnavailableError(f"reading to {keyframe_ms} ms failed: {error}") from error
         return None
 
 
@@ -152,11 +152,11 @@ def _decode_alone(codec_context, packet: av.Packet, clock: StreamClock, keyframe
         frames = [*codec_context.decode(packet), *codec_context.decode(None)]
         codec_context.flush_buffers()
     except av.error.FFmpegError as error:
-        raise KeyframeUnavailable(f"keyframe at {keyframe_ms} ms: {error}") from error
+        raise KeyframeUnavailableError(f"keyframe at {keyframe_ms} ms: {error}") from error
     timed = [frame for frame in frames if frame.pts is not None or frame.dts is not None]
     if len(timed) != 1:
-        raise KeyframeUnavailable(f"{len(timed)} frames from the keyframe at {keyframe_ms} ms")
+        raise KeyframeUnavailableError(f"{len(timed)} frames from the keyframe at {keyframe_ms} ms")
     frame = timed[0]
     if clock.to_ms(frame.pts if frame.pts is not None else frame.dts) != keyframe_ms:
-        raise KeyframeUnavailable(f"the keyframe at {keyframe_ms} ms came out at another time")
+        raise KeyframeUnavailableError(f"the keyframe at {keyframe_ms} ms came out at another time")
     return frame

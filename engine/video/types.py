@@ -23,17 +23,6 @@ class VideoMetadata:
     frame_width: int
     color_range: str  # "FULL" | "LIMITED"
 
-    def to_wire(self) -> dict:
-        return {
-            "Codec": self.codec,
-            "DurationMillis": self.duration_ms,
-            "Format": self.format,
-            "FrameRate": self.frame_rate,
-            "FrameHeight": self.frame_height,
-            "FrameWidth": self.frame_width,
-            "ColorRange": self.color_range,
-        }
-
 
 @dataclass(frozen=True)
 class VideoProbe:
@@ -63,6 +52,27 @@ class Segment:
     @property
     def duration_ms(self) -> int:
         return self.stop_ms - self.start_ms
+
+
+@dataclass(frozen=True)
+class SegmentDecodeRequest:
+    """Everything decoding one segment's sample frames takes (engine.video.decode_sampled_frames):
+    the one typed request the cluster's segment task, batch and the report's thumbnails build,
+    instead of a row of positional arguments."""
+
+    source: str
+    """What the decoder opens: a local path or a presigned URL."""
+    probe: VideoProbe
+    segment: Segment
+    sample_interval_ms: int
+    output_size: tuple[int, int]
+    """(height, width) of the frames, e.g. the model's input size."""
+    mode: str = "accurate"
+    """"accurate" or "keyframes" (engine.video.DECODE_MODES)."""
+    threads: int = 1
+    """FFmpeg decode threads (0: one per core)."""
+    hwaccel: str = "auto"
+    """"auto", "cuda" or "none" (engine.video.HWACCEL_MODES)."""
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Test double of engine.cluster.runner.VideoModerationRunner: no Ray, no decoding.
+"""Test double of engine.cluster.ClusterRunner: no Ray, no decoding.
 
 A "video" is a JSON file (a script) saying how long it is and which labels appear when:
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.results.types import FrameScores
+from engine.cluster.types import SegmentOutcome
 from engine.video.types import Segment, VideoError, VideoMetadata, VideoProbe
 from models.base import ModelInfo
 from models.taxonomy import load_taxonomy
@@ -88,16 +88,13 @@ class ScriptedRunnerDouble:
         ]
 
     def run_segments(
-        self,
-        source: str,
-        probe: VideoProbe,
-        segments: Sequence[Segment],
-        on_segment_done: Callable[[Segment, list[FrameScores]], None],
-        decode_mode: str | None = None,
-    ) -> None:
+        self, source: str, probe: VideoProbe, segments: Sequence[Segment],
+        on_segment_done: Callable[[Segment, SegmentOutcome], None], decode_mode=None,
+    ) -> list[SegmentOutcome]:
         self.decode_modes.append(decode_mode)
         script = self._script(source)
         self.entered.set()
+        outcomes = []
         for number, segment in enumerate(segments):
             if number == 1:
                 self.release.wait()
@@ -105,7 +102,9 @@ class ScriptedRunnerDouble:
             if script.get("fail"):
                 raise VideoError(script["fail"])
             self.segments_run.append(segment.index)
-            on_segment_done(segment, self._scores(script, segment))
+            outcomes.append(self._outcome(script, segment))
+            on_segment_done(segment, outcomes[-1])
+        return outcomes
 
     def classify_frames(self, frames: np.ndarray) -> np.ndarray:
         """Images (DetectModerationLabels) are scored by the colour test double: the dominant
@@ -118,18 +117,17 @@ class ScriptedRunnerDouble:
     def shutdown(self) -> None:
         self.shut_down = True
 
-    def _scores(self, script: dict, segment: Segment) -> list[FrameScores]:
+    def _outcome(self, script: dict, segment: Segment) -> SegmentOutcome:
         first = -(-segment.start_ms // self.sample_interval_ms) * self.sample_interval_ms
-        scores = []
-        for timestamp_ms in range(first, segment.stop_ms, self.sample_interval_ms):
-            confidences = np.zeros(len(self.taxonomy), dtype=np.float32)
+        timestamps = tuple(range(first, segment.stop_ms, self.sample_interval_ms))
+        scores = np.zeros((len(timestamps), len(self.taxonomy)), dtype=np.float32)
+        for confidences, timestamp_ms in zip(scores, timestamps):
             for name, confidence in script["labels"].get(str(timestamp_ms), {}).items():
                 label = self.taxonomy.find(name)
                 confidences[label.index] = confidence
                 for ancestor in self.taxonomy.ancestors(label.index):
                     confidences[ancestor.index] = max(confidences[ancestor.index], confidence)
-            scores.append(FrameScores(timestamp_ms=timestamp_ms, confidences=confidences))
-        return scores
+        return SegmentOutcome(segment.index, timestamps, scores)
 
     @staticmethod
     def _script(source: str) -> dict:

@@ -10,21 +10,19 @@ explicitly, since those EngineSettings fields may not exist yet.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
 import httpx
-import uvicorn
+
+from engine.demo import CompletionReceiver, start_server_thread
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_DOUBLE_MODEL = "tests.doubles.colour_classifier:ColourTestDoubleClassifier"
@@ -115,16 +113,7 @@ def moto_server():
 def in_process_server(app):
     """Serve an ASGI app with uvicorn in a thread; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("in-process API server did not start")
-        time.sleep(0.02)
+    server, thread = start_server_thread(app, port, timeout_s=20)
     url = f"http://127.0.0.1:{port}"
     credentials_file = getattr(app.state, "credentials_file", None)
     if credentials_file is not None:
@@ -155,49 +144,11 @@ def scripted_server(data_dir: Path, api_settings=None, **settings_overrides):
         yield url, jobs, settings
 
 
-class WebhookReceiver:
+class WebhookReceiver(CompletionReceiver):
     """A local HTTP endpoint recording every POST (headers + body) it receives."""
 
     def __init__(self) -> None:
-        self.received: list[tuple[dict, bytes]] = []
-        self._arrived = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver._arrived:
-                    receiver.received.append(
-                        ({k.lower(): v for k, v in self.headers.items()}, body)
-                    )
-                    receiver._arrived.notify_all()
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def messages(self) -> list[dict]:
-        """The completion messages inside the SNS envelopes received so far."""
-        return [json.loads(json.loads(body)["Message"]) for _, body in self.received]
-
-    def wait_for(self, predicate, timeout_s: float) -> list[dict]:
-        deadline = time.monotonic() + timeout_s
-        with self._arrived:
-            while not predicate(self.messages()):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no matching webhook message; got {self.messages()}")
-                self._arrived.wait(remaining)
-        return self.messages()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(path="/hook")
 
 
 class ServerProcess:

@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 
+from engine.api.wire import detection_to_wire
 from engine.jobs import GetRequest, StartRequest
 from engine.jobs.tokens import PageQuery
-from engine.jobs.types import AGGREGATIONS, SORT_ORDERS
 from engine.results import aggregate_segments, build_detections, sort_detections
-from engine.results.types import FrameScores
+from engine.results.types import AGGREGATIONS, SORT_ORDERS, FrameScores
 from engine.storage.base import ObjectRef
 from models.taxonomy import load_taxonomy
 from tests.doubles.scripted_runner import synthetic_detections, write_script
@@ -62,7 +62,7 @@ def expected_results(script: dict[int, dict[str, float]]) -> dict[tuple[str, str
     segments = aggregate_segments(by_time, 1000, [f.timestamp_ms for f in frames], DURATION_MS)
     return {
         (sort, aggregation): [
-            d.to_wire()
+            detection_to_wire(d)
             for d in sort_detections(by_time if aggregation == "TIMESTAMPS" else segments, sort)
         ]
         for sort in SORT_ORDERS
@@ -144,6 +144,6 @@ def test_a_page_of_a_100k_detection_job_is_served_fast(scripted_api):
         )
         timings.append(time.perf_counter() - started)
     assert len(first.detections) == 1000 and len(page.detections) == 1000
-    assert page.detections[0] == by_name[95_000].to_wire()
+    assert detection_to_wire(page.detections[0]) == detection_to_wire(by_name[95_000])
     print(f"1000-item page at offset 95,000 of 100,000 (NAME order): {min(timings) * 1000:.1f} ms")
     assert min(timings) < 0.05, f"1000-item page took {min(timings) * 1000:.1f} ms"

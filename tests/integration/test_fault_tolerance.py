@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.api.wire import detection_to_wire
 from engine.config import EngineSettings
 from engine.jobs import GetRequest, JobState, StartRequest, default_runner_factory, open_job_system
 from engine.server import put_object
@@ -107,9 +108,12 @@ def start_job(jobs, settings: EngineSettings, source: Path, key: str) -> str:
 def results(jobs, job_id: str) -> dict:
     """Every order of a finished job's detections, as the wire would show them."""
     return {
-        (sort_by, aggregate_by): jobs.service.get_content_moderation(
-            ACCOUNT, GetRequest(job_id, sort_by=sort_by, aggregate_by=aggregate_by)
-        ).detections
+        (sort_by, aggregate_by): [
+            detection_to_wire(d)
+            for d in jobs.service.get_content_moderation(
+                ACCOUNT, GetRequest(job_id, sort_by=sort_by, aggregate_by=aggregate_by)
+            ).detections
+        ]
         for sort_by, aggregate_by in ORDERS
     }
 

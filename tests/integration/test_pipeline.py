@@ -8,8 +8,9 @@ from fractions import Fraction
 
 import pytest
 
-from engine.cluster.runner import VideoModerationRunner
+from engine.api.wire import detection_to_wire
 from engine.config import EngineSettings
+from engine.local_runner import LocalRunner, result_options
 from tests.doubles.colour_classifier import expected_labels
 from tests.media import make_colour_video
 
@@ -56,7 +57,7 @@ def max_frame_interval_ms(truth) -> int:
 
 @pytest.fixture(scope="module")
 def runner(ray_session, test_double_model):
-    engine = VideoModerationRunner(settings_for(test_double_model))
+    engine = LocalRunner(settings_for(test_double_model))
     yield engine
     engine.shutdown()
 
@@ -115,12 +116,12 @@ def test_results_do_not_depend_on_segment_length_or_actor_count(ray_session, tes
     truth = make_colour_video(path, SEQUENCE, size=(96, 64), gop_s=1.0)
     runs = {}
     for segment_length_s, actors in [(100.0, 1), (1.0, 1), (4.0, 2)]:
-        engine = VideoModerationRunner(settings_for(test_double_model, segment_length_s, actors))
+        engine = LocalRunner(settings_for(test_double_model, segment_length_s, actors))
         try:
-            result = engine.moderate(str(path))
+            run = engine.run(str(path), result_options(engine.settings))
         finally:
             engine.shutdown()
-        runs[(segment_length_s, actors)] = ([d.to_wire() for d in result.detections], len(result.outcomes))
+        runs[(segment_length_s, actors)] = ([detection_to_wire(d) for d in run.result.detections], len(run.outcomes))
     one_segment, many_segments, two_actors = runs.values()
     assert one_segment[1] == 1 and many_segments[1] >= 10
     assert one_segment[0] == many_segments[0] == two_actors[0]

@@ -10,8 +10,9 @@ import sys
 
 import pytest
 
-from engine.cluster.runner import VideoModerationRunner
+from engine.api.wire import detection_to_wire
 from engine.config import EngineSettings
+from engine.local_runner import LocalRunner
 from tests.media import make_colour_video
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray, pytest.mark.slow]
@@ -33,7 +34,7 @@ def test_segments_spread_over_two_nodes_with_the_same_result(ray_session, test_d
     assert completed.returncode == 0, completed.stderr[-3000:]
     two_nodes = json.loads(completed.stdout.strip().splitlines()[-1])
 
-    single = VideoModerationRunner(EngineSettings(
+    single = LocalRunner(EngineSettings(
         model=test_double_model, segment_length_s=segment_length_s, inference_actor_cpus=0
     ))
     try:
@@ -43,5 +44,5 @@ def test_segments_spread_over_two_nodes_with_the_same_result(ray_session, test_d
 
     assert len(two_nodes["cluster_nodes"]) == 2
     assert set(two_nodes["segment_nodes"].values()) == set(two_nodes["cluster_nodes"])
-    assert two_nodes["detections"] == [d.to_wire() for d in result.detections]
+    assert two_nodes["detections"] == [detection_to_wire(d) for d in result.detections]
     assert len(two_nodes["detections"]) > 0

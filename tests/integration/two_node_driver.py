@@ -14,8 +14,9 @@ import sys
 import ray
 from ray.cluster_utils import Cluster
 
-from engine.cluster.runner import VideoModerationRunner
+from engine.api.wire import detection_to_wire
 from engine.config import EngineSettings
+from engine.local_runner import LocalRunner, result_options
 
 
 def main(video: str, model: str, segment_length_s: float) -> None:
@@ -34,13 +35,14 @@ def main(video: str, model: str, segment_length_s: float) -> None:
             inference_actor_cpus=0,
             max_batch_wait_ms=1,
         )
-        runner = VideoModerationRunner(settings)
-        result = runner.moderate(video)
+        runner = LocalRunner(settings)
+        run = runner.run(video, result_options(settings))
+        result = run.result
         node_ids = sorted({node["NodeID"] for node in ray.nodes() if node["Alive"]})
         print(json.dumps({
             "cluster_nodes": node_ids,
-            "segment_nodes": {o.segment_index: o.node_id for o in result.outcomes},
-            "detections": [d.to_wire() for d in result.detections],
+            "segment_nodes": {o.segment_index: o.node_id for o in run.outcomes},
+            "detections": [detection_to_wire(d) for d in result.detections],
         }))
         runner.shutdown()
     finally:

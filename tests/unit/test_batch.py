@@ -35,7 +35,7 @@ def test_directory_location_lists_recursively_and_writes_atomically(tmp_path):
     location.write("b.json", b"[1]")
     assert [item.name for item in location.list_files()] == ["b.json", "sub/a.mp4.json"]
     assert location.read("sub/a.mp4.json") == b"{}"
-    assert not list((tmp_path / "out" / "sub").glob(".batch-*"))
+    assert not list((tmp_path / "out" / "sub").glob(".*"))  # no temporary file left behind
 
 
 def test_prefix_location_over_the_embedded_store(tmp_path):

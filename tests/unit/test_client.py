@@ -16,7 +16,6 @@ from engine.client import (
     ModerationJobTimeoutError,
     merge_pages,
     moderate,
-    read_credentials_file,
     split_s3_uri,
     to_dataframe,
 )
@@ -86,6 +85,12 @@ def test_split_s3_uri():
 
 
 def test_read_credentials_file(tmp_path):
+    from engine.api.keys import read_profile_key
+
+    def read_credentials_file(path, profile="default"):
+        key = read_profile_key(path, profile)
+        return key.access_key_id, key.secret_access_key
+
     path = tmp_path / "credentials"
     path.write_text("[default]\naws_access_key_id = AKIA1\naws_secret_access_key = s1\n"
                     "modengine_account = 123\n[other]\naws_access_key_id = AKIA2\n"
@@ -182,7 +187,7 @@ def test_results_of_unfinished_or_failed_jobs_raise():
 
 
 class RunnerDouble:
-    """Stands in for VideoModerationRunner: counts how often it is built and shut down."""
+    """Stands in for LocalRunner: counts how often it is built and shut down."""
 
     built: typing.ClassVar[list] = []
 
@@ -196,10 +201,10 @@ class RunnerDouble:
 
 
 def test_runners_stay_warm_per_settings_until_close(monkeypatch, tmp_path):
-    import engine.cluster.runner as runner_module
+    import engine.local_runner as runner_module
     from engine.config import EngineSettings
 
-    monkeypatch.setattr(runner_module, "VideoModerationRunner", RunnerDouble)
+    monkeypatch.setattr(runner_module, "LocalRunner", RunnerDouble)
     RunnerDouble.built = []
     first = EngineSettings(data_dir=tmp_path)
     other = first.replace(max_batch_size=8)

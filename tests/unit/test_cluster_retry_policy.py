@@ -7,10 +7,11 @@ import pytest
 import ray.exceptions
 
 from engine.cluster.failures import (
-    ClusterFailure,
+    ClusterError,
     InferenceUnavailableError,
     SegmentFailedError,
     describe_exception,
+    failure_message,
 )
 from engine.cluster.retry import (
     FailureKind,
@@ -19,7 +20,6 @@ from engine.cluster.retry import (
     failure_kind,
     root_cause,
 )
-from engine.jobs.executor import failure_message
 from engine.video.types import Segment, VideoError
 from models.base import NoModelInstalledError
 
@@ -153,7 +153,7 @@ def test_describe_exception_is_short_and_hides_presigned_url_signatures():
 
 
 def test_failure_messages_for_people():
-    assert failure_message(ClusterFailure("The worker reading the video died")) == (
+    assert failure_message(ClusterError("The worker reading the video died")) == (
         "The worker reading the video died"
     )
     message = failure_message(RuntimeError("unexpected state\nTraceback ..."))

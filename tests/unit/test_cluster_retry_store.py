@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+from engine.api.wire import detection_to_wire
 from engine.jobs import GetRequest, JobState, StartRequest
 from engine.jobs.pipeline import process_job
 from engine.jobs.store import JobStore
@@ -80,7 +81,7 @@ def final_rows(jobs, job_id):
             page = jobs.service.get_content_moderation(
                 "acct", GetRequest(job_id, sort_by=sort_by, aggregate_by=aggregate_by)
             )
-            pages[(sort_by, aggregate_by)] = page.detections
+            pages[(sort_by, aggregate_by)] = [detection_to_wire(d) for d in page.detections]
     return pages
 
 

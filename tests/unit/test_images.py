@@ -13,14 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from engine.errors import (
-    ImageTooLargeException,
-    InvalidImageFormatException,
-    InvalidS3ObjectException,
-)
+from engine.errors import InvalidS3ObjectException
 from engine.video import decode_segment, plan_segments, probe_video
 from engine.video.image import (
     ImageLimits,
+    ImageTooLargeError,
+    InvalidImageError,
     decode_image,
     image_frame,
     scale_to_frame,
@@ -83,7 +81,7 @@ def test_png_decodes_exactly_and_jpeg_closely():
     ],
 )
 def test_what_is_not_a_jpeg_or_png_is_an_invalid_format(data):
-    with pytest.raises(InvalidImageFormatException):
+    with pytest.raises(InvalidImageError):
         decode_image(data, LIMITS)
 
 
@@ -91,7 +89,7 @@ def test_what_is_not_a_jpeg_or_png_is_an_invalid_format(data):
 def test_a_truncated_file_is_an_invalid_format(image_format):
     noisy = np.random.default_rng(2).integers(0, 256, (200, 200, 3), dtype=np.uint8)
     whole = encode(noisy, image_format)
-    with pytest.raises(InvalidImageFormatException, match="damaged or truncated"):
+    with pytest.raises(InvalidImageError, match="damaged or truncated"):
         decode_image(whole[: len(whole) // 2], LIMITS)
 
 
@@ -100,7 +98,7 @@ def test_a_png_text_chunk_bomb_is_an_invalid_format():
     info.add_text("comment", "a" * (20 * 1024 * 1024), zip=True)  # ~20 KB compressed
     data = encode(banded_picture(), pnginfo=info)
     assert len(data) < 100_000
-    with pytest.raises(InvalidImageFormatException):
+    with pytest.raises(InvalidImageError):
         decode_image(data, LIMITS)
 
 
@@ -109,7 +107,7 @@ def test_a_png_text_chunk_bomb_is_an_invalid_format():
 
 def test_more_bytes_than_allowed_is_too_large():
     data = encode(banded_picture())
-    with pytest.raises(ImageTooLargeException, match=f"{len(data)} bytes"):
+    with pytest.raises(ImageTooLargeError, match=f"{len(data)} bytes"):
         decode_image(data, ImageLimits(len(data) - 1, 10_000, 100_000_000))
     assert decode_image(data, ImageLimits(len(data), 10_000, 100_000_000)).shape == (60, 40, 3)
 
@@ -120,13 +118,13 @@ def test_more_bytes_than_allowed_is_too_large():
 def test_a_header_declaring_too_many_pixels_is_refused_without_decoding(width, height):
     bomb = with_declared_size(encode(banded_picture()), width, height)
     assert len(bomb) < 1000
-    with pytest.raises(ImageTooLargeException):
+    with pytest.raises(ImageTooLargeError):
         decode_image(bomb, LIMITS)
 
 
 def test_the_pixel_budget_is_its_own_limit():
     data = encode(banded_picture(100, 100))
-    with pytest.raises(ImageTooLargeException, match="100x100 = 10000 pixels"):
+    with pytest.raises(ImageTooLargeError, match="100x100 = 10000 pixels"):
         decode_image(data, ImageLimits(len(data), 10_000, 9_999))
 
 

@@ -153,3 +153,13 @@ def test_the_operation_has_its_own_rate_limit():
     with pytest.raises(ProvisionedThroughputExceededException, match="DetectModerationLabels"):
         limiter.check("acct", "DetectModerationLabels")
     limiter.check("other", "DetectModerationLabels")
+
+
+def test_image_decoding_errors_become_the_contract_errors(jobs):
+    from engine.errors import InvalidImageFormatException
+
+    system, _, _ = jobs
+    with pytest.raises(InvalidImageFormatException, match="not a JPEG or PNG"):
+        system.service.detect_moderation_labels("acct", b"GIF89a not an image", 50.0)
+    with pytest.raises(ImageTooLargeException, match="10001x1 pixels"):
+        system.service.detect_moderation_labels("acct", png_of("red", (10_001, 1)), 50.0)

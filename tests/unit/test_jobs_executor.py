@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.api.wire import detection_to_wire
 from engine.errors import (
     InvalidS3ObjectException,
     ResourceNotFoundException,
@@ -41,7 +42,7 @@ def all_pages(jobs, job_id, sort_by="TIMESTAMP", aggregate_by="TIMESTAMPS"):
     page = jobs.service.get_content_moderation(
         "acct", GetRequest(job_id, sort_by=sort_by, aggregate_by=aggregate_by)
     )
-    return page.detections
+    return [detection_to_wire(d) for d in page.detections]
 
 
 @pytest.fixture()
@@ -160,16 +161,14 @@ def test_resume_runs_only_missing_segments_with_identical_results(tmp_path):
     first_life.store.mark_running(job_id)
     probe = first_runner.probe(str(data_dir / "objects" / "videos" / "clip.json"))
     plan = first_life.store.save_plan(job_id, first_runner.plan(probe))
-    from engine.results import build_detections
+    from engine.results import segment_detections
 
-    segment_zero_scores = first_runner._scores(
-        {"labels": {str(k): v for k, v in LABELS.items()}}, plan[0]
+    outcome = first_runner._outcome({"labels": {str(k): v for k, v in LABELS.items()}}, plan[0])
+    segment_zero = segment_detections(
+        first_runner.taxonomy, outcome.timestamps_ms, outcome.confidences, job.min_confidence
     )
     first_life.store.save_segment_result(
-        job_id,
-        0,
-        [s.timestamp_ms for s in segment_zero_scores],
-        build_detections(first_runner.taxonomy, segment_zero_scores, job.min_confidence),
+        job_id, 0, segment_zero.sample_timestamps_ms, segment_zero.detections
     )
 
     second_runner = ScriptedRunnerDouble()
@@ -190,7 +189,7 @@ def test_results_expire_after_retention(tmp_path, monkeypatch):
     job_id = start(jobs)
     jobs.executor.wait_idle(10)
     finished_ms = jobs.store.get_job(job_id).finished_ms
-    monkeypatch.setattr("engine.jobs.service.now_ms", lambda: finished_ms + 5_000)
+    monkeypatch.setattr("engine.jobs.visibility.now_ms", lambda: finished_ms + 5_000)
     with pytest.raises(ResourceNotFoundException):
         jobs.service.get_content_moderation("acct", GetRequest(job_id))
     jobs.stop()

@@ -21,6 +21,7 @@ from engine.errors import (
     ResourceNotFoundException,
     UnrecognizedClientException,
 )
+from engine.report.page import CONTENT_SECURITY_POLICY
 from tests.doubles.scripted_runner import scripted_job_system
 
 UTC = datetime.timezone.utc
@@ -117,19 +118,27 @@ def test_report_route_through_the_app(tmp_path, keys):
     jobs, _, _ = scripted_job_system(tmp_path)
     calls = []
 
-    def report_builder(account: str, job_id: str, unblurred: bool) -> str:
-        calls.append((account, job_id, unblurred))
-        if job_id != "mine":
-            raise ResourceNotFoundException(f"No content moderation job with JobId {job_id!r}")
-        return "<!DOCTYPE html><html><body>report</body></html>"
+    class ReportBuilderDouble:
+        """Stands in for engine.report.JobReportBuilder, declaring the real page's policy."""
 
-    app = build_app(jobs.service, authenticator=authenticator, report_builder=report_builder)
+        content_security_policy = CONTENT_SECURITY_POLICY
+
+        def for_account(self, account: str, job_id: str, unblurred: bool) -> str:
+            calls.append((account, job_id, unblurred))
+            if job_id != "mine":
+                raise ResourceNotFoundException(f"No content moderation job with JobId {job_id!r}")
+            return "<!DOCTYPE html><html><body>report</body></html>"
+
+    app = build_app(
+        jobs.service, authenticator=authenticator, report_builder=ReportBuilderDouble()
+    )
     client = TestClient(app, base_url=f"http://{HOST}", raise_server_exceptions=False)
 
     response = client.get(target_of(presigned(key, "/jobs/mine/report?unblurred=true")))
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert calls == [(record.account, "mine", True)]
 
     assert client.get("/jobs/mine/report").status_code == 403

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from engine.api.wire import detection_to_wire
 from engine.results import FrameScores, aggregate_segments, build_detections
 from models.taxonomy import load_taxonomy
 
@@ -19,7 +20,7 @@ def frame(t_ms, **labels):
 
 def stretches(detections, name):
     return [
-        (d.start_ms, d.end_ms, d.to_wire()["DurationMillis"], d.confidence, d.timestamp_ms)
+        (d.start_ms, d.end_ms, detection_to_wire(d)["DurationMillis"], d.confidence, d.timestamp_ms)
         for d in detections
         if d.name == name
     ]

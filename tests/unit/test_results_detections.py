@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from engine.api.wire import detection_to_wire
 from engine.results import FrameScores, build_detections, sort_detections
 from models.taxonomy import load_taxonomy
 
@@ -100,7 +101,7 @@ def test_unknown_sort_is_refused():
 
 def test_wire_shape_of_a_detection():
     detection = build_detections(TAXONOMY, [FrameScores(1999, scores(Smoking=66.666666))], 50)[-1]
-    assert detection.to_wire() == {
+    assert detection_to_wire(detection) == {
         "Timestamp": 1999,
         "ModerationLabel": {
             "Confidence": 66.6667,

@@ -161,10 +161,10 @@ def test_capability_tests_skip_with_the_reason_on_recorded_avx2_flags():
 
 
 def test_a_job_whose_model_cannot_run_fails_with_the_reason():
+    from engine.cluster import failure_message, failure_metric_type
     from engine.cluster.model_loader import ModelCannotRunError
-    from engine.jobs.executor import failure_kind, failure_message
 
     reason = "precision 'bf16' cannot run on this CPU (AMD EPYC 7B13): it lacks avx512bw"
     assert failure_message(ModelCannotRunError(reason)) == (
         "The moderation model is not available: " + reason)
-    assert failure_kind(ModelCannotRunError(reason)) == "model"
+    assert failure_metric_type(ModelCannotRunError(reason)) == "model"

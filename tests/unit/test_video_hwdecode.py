@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.video import VideoError, decode_segment, hwdecode, plan_segments, probe_video
-from engine.video.decode import _UprightScaler
+from engine.video.scaling import UprightScaler
 from tests.media import make_pattern_video
 
 OUTPUT_SIZE = (36, 64)
@@ -92,7 +92,7 @@ def test_downloaded_semi_planar_frames_scale_exactly_like_software_frames():
     for restored_plane, planar_plane in zip(restored.planes, planar.planes):
         assert bytes(restored_plane) == bytes(planar_plane)
     for rotation in (0, 90):
-        scaler = _UprightScaler((30, 40), rotation)
+        scaler = UprightScaler((30, 40), rotation)
         assert np.array_equal(scaler.convert(semi_planar), scaler.convert(planar))
     assert hwdecode.software_frame(planar) is planar
 

@@ -12,9 +12,10 @@ import pytest
 
 import engine.video.decode as decode_module
 import engine.video.keyframes as keyframes_module
+import engine.video.scaling as scaling_module
 from engine.video import decode_segment, plan_segments, probe_video
 from engine.video.keyframes import (
-    KeyframeUnavailable,
+    KeyframeUnavailableError,
     keyframe_for_each_target,
     split_into_runs,
 )
@@ -77,7 +78,7 @@ def count_sequential_decodes(monkeypatch) -> list:
 
 def force_sequential_decode(monkeypatch):
     def unavailable(*args, **kwargs):
-        raise KeyframeUnavailable("forced by the test")
+        raise KeyframeUnavailableError("forced by the test")
 
     monkeypatch.setattr(decode_module, "decode_keyframes", unavailable)
 
@@ -223,13 +224,13 @@ def test_only_picked_frames_are_converted(tmp_path, monkeypatch):
     make_pattern_video(path, duration_s=3.0, size=(48, 32), gop_s=1.0)
     probe = probe_video(str(path))
     converted = []
-    convert = decode_module._UprightScaler.convert
+    convert = scaling_module.UprightScaler.convert
 
     def counting(self, frame):
         converted.append(frame.pts)
         return convert(self, frame)
 
-    monkeypatch.setattr(decode_module._UprightScaler, "convert", counting)
+    monkeypatch.setattr(scaling_module.UprightScaler, "convert", counting)
     segment = plan_segments(probe, 10**9)[0]
     for mode in ("keyframes", "accurate"):
         converted.clear()
@@ -248,7 +249,7 @@ def test_each_target_takes_the_latest_keyframe_at_or_before_it():
         4000,
     ]
     assert keyframe_for_each_target((500, 1000), [0, 700]) == [500, 500]
-    with pytest.raises(KeyframeUnavailable):
+    with pytest.raises(KeyframeUnavailableError):
         keyframe_for_each_target((), [0])
 
 

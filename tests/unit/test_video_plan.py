@@ -8,14 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.video import (
-    Segment,
-    VideoMetadata,
-    VideoProbe,
-    plan_segments,
-    probe_video,
-    sample_times_ms,
-)
+from engine.video import Segment, VideoProbe, plan_segments, probe_video, sample_times_ms
+from engine.video.types import VideoMetadata
 from tests.media import make_colour_video
 
 

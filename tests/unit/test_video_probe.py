@@ -6,6 +6,7 @@ import av
 import numpy as np
 import pytest
 
+from engine.api.wire import video_metadata_to_wire
 from engine.video import VideoError, probe_video
 from tests.media import decode_reference_frames, make_colour_video, make_pattern_video
 
@@ -34,7 +35,7 @@ def test_metadata_of_mp4_and_mov(tmp_path, name, codec, expected_codec):
     assert metadata.color_range == "LIMITED"
     assert probe.rotation_degrees == 0 and probe.start_ms == 0
     assert probe.keyframes_ms == (0, 1000)
-    assert metadata.to_wire()["Codec"] == expected_codec
+    assert video_metadata_to_wire(metadata)["Codec"] == expected_codec
 
 
 def test_ntsc_frame_rate_and_keyframe_times(tmp_path):

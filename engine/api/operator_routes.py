@@ -85,7 +85,7 @@ def error_code_of(response: Response) -> str | None:
         return None
 
 
-def ops_routes(
+def operator_routes(
     metrics: EngineMetrics,
     health_check: HealthCheck | None = None,
     scrape_guard: ScrapeGuard | None = None,

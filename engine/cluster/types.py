@@ -1,0 +1,66 @@
+"""Plain data crossing the cluster's boundary, kept free of Ray imports so the jobs layer, the
+local runner and test doubles can use it without loading Ray.
+
+A segment task gets one `SegmentTask` (what to decode, and the inference actors to classify
+through) and returns one `SegmentOutcome`: the segment's sampled timestamps and their raw
+per-label confidences, plus where and how fast it ran. Turning confidences into detections and
+results is not the cluster's business (engine/results does it for every caller).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.config import EngineSettings
+from engine.video.types import Segment, SegmentDecodeRequest, VideoProbe
+
+
+@dataclass(frozen=True)
+class SegmentTask:
+    """One segment task's request: decode `decode`, classify through `actor` (or, should it
+    die, through the `spare_actors` of the same pool)."""
+
+    decode: SegmentDecodeRequest
+    actor: object
+    spare_actors: Sequence = ()
+
+
+@dataclass(frozen=True)
+class SegmentOutcome:
+    """What one segment task returns: its frames' scores and where/how fast it ran."""
+
+    segment_index: int
+    timestamps_ms: tuple[int, ...]
+    """Each classified frame's presentation time, ascending, each frame once."""
+    confidences: np.ndarray = field(repr=False)
+    """(frames, labels) float32 confidences 0..100 in taxonomy order, row i for timestamps_ms[i]."""
+    node_id: str = ""
+    decode_s: float = 0.0
+    classify_s: float = 0.0
+    worker_pid: int = 0
+    worker_peak_rss_mb: float = 0.0
+
+
+def segment_decode_request(
+    settings: EngineSettings,
+    source: str,
+    probe: VideoProbe,
+    segment: Segment,
+    output_size: tuple[int, int],
+    decode_mode: str | None = None,
+) -> SegmentDecodeRequest:
+    """How a segment is decoded for the model under `settings` (sampling interval, decode
+    threads, hardware decoding), the same for the cluster's tasks and for batch."""
+    return SegmentDecodeRequest(
+        source=source,
+        probe=probe,
+        segment=segment,
+        sample_interval_ms=settings.sample_interval_ms,
+        output_size=tuple(output_size),
+        mode=decode_mode or settings.decode_mode,
+        threads=settings.effective_decode_threads,
+        hwaccel=settings.hwaccel,
+    )
