@@ -59,22 +59,26 @@ class EvidenceTerm:
 
 
 @dataclass(frozen=True)
-class LabelEvidence:
-    label_index: int
+class CombinedEvidence:
+    """Terms and how they combine into one probability, with the reason, for a label or a
+    content type."""
+
     combine: str
     terms: tuple[EvidenceTerm, ...]
     why: str
 
 
 @dataclass(frozen=True)
-class ContentTypeEvidence:
-    """Evidence for one Rekognition ContentType ("Animated", "Illustrated"): not a label of the
-    taxonomy but a property of the whole frame, reported beside the labels."""
+class LabelEvidence(CombinedEvidence):
+    label_index: int = 0
 
-    name: str
-    combine: str
-    terms: tuple[EvidenceTerm, ...]
-    why: str
+
+@dataclass(frozen=True)
+class ContentTypeEvidence(CombinedEvidence):
+    """A Rekognition ContentType ("Animated", "Illustrated"): not a label of the taxonomy but
+    a property of the whole frame, reported beside the labels."""
+
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,8 @@ def parse_evidence_map(document: dict, taxonomy: Taxonomy) -> EvidenceMap:
         if raw["combine"] not in COMBINERS:
             raise EvidenceMapError(f"{raw['label']!r}: combine must be one of {COMBINERS}")
         terms = tuple(_parse_term(term, sources) for term in raw["evidence"])
-        labels.append(LabelEvidence(label.index, raw["combine"], terms, raw.get("why", "")))
+        labels.append(LabelEvidence(raw["combine"], terms, raw.get("why", ""),
+                                    label_index=label.index))
     if len({entry.label_index for entry in labels}) != len(labels):
         raise EvidenceMapError("a label is listed twice in the evidence map")
     content_types = tuple(_parse_content_type(raw, sources)
@@ -142,7 +147,7 @@ def _parse_content_type(raw: dict, sources: dict[str, SourceSpec]) -> ContentTyp
     if raw["combine"] not in COMBINERS:
         raise EvidenceMapError(f"{raw['name']!r}: combine must be one of {COMBINERS}")
     terms = tuple(_parse_term(term, sources) for term in raw["evidence"])
-    return ContentTypeEvidence(raw["name"], raw["combine"], terms, raw.get("why", ""))
+    return ContentTypeEvidence(raw["combine"], terms, raw.get("why", ""), name=raw["name"])
 
 
 @cache

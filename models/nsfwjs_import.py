@@ -84,20 +84,37 @@ def _check_keras_config(model: TfjsModel) -> None:
                                     f"expected {KERAS_BN_EPS}")
 
 
+class _SourceTensors:
+    """A model's tensors, handed out by name; `finish` fails if any was never taken, so a
+    converter cannot silently drop part of the source."""
+
+    def __init__(self, model: TfjsModel, label: str) -> None:
+        self.source, self.label, self.used = model.weights, label, set()
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.source
+
+    def take(self, name: str) -> np.ndarray:
+        if name not in self.source:
+            raise WeightImportError(f"{self.label} has no weight {name!r}")
+        self.used.add(name)
+        return self.source[name]
+
+    def finish(self, arrays: dict[str, np.ndarray]) -> StateDict:
+        left = sorted(set(self.source) - self.used)
+        if left:
+            raise WeightImportError(f"{self.label}: tensors not imported: {left[:5]}")
+        return _tensors(arrays)
+
+
 def mobilenet_v2_state_dict_from(model: TfjsModel) -> StateDict:
     """State dict of NsfwjsMobileNetV2() from the parsed nsfwjs `mobilenet_v2` model."""
     if model.format != "layers-model":
         raise WeightImportError(f"expected a tfjs layers model, got {model.format!r}")
     _check_keras_config(model)
-    source, used = model.weights, set()
+    tensors = _SourceTensors(model, "nsfwjs mobilenet_v2")
+    take = tensors.take
     arrays: dict[str, np.ndarray] = {}
-
-    def take(name: str) -> np.ndarray:
-        if name not in source:
-            raise WeightImportError(f"nsfwjs mobilenet_v2 has no weight {name!r}")
-        used.add(name)
-        return source[name]
-
     for ours, conv, norm in _keras_units():
         if conv.endswith("_depthwise"):
             arrays[f"{ours}.conv.weight"] = depthwise_kernel(take(f"{conv}/depthwise_kernel"))
@@ -110,10 +127,7 @@ def mobilenet_v2_state_dict_from(model: TfjsModel) -> StateDict:
         arrays[f"classifier.{2 * index}.bias"] = take(f"{dense}/bias")
     arrays["pixel_scale"] = np.array(1.0 / 255.0)
     arrays["pixel_shift"] = np.array(0.0)
-    left = sorted(set(source) - used)
-    if left:
-        raise WeightImportError(f"nsfwjs mobilenet_v2: tensors not imported: {left[:5]}")
-    return _tensors(arrays)
+    return tensors.finish(arrays)
 
 
 def _hub_unit(scope: str) -> str:
@@ -138,15 +152,9 @@ def mobilenet_v2_mid_state_dict_from(model: TfjsModel) -> StateDict:
     """
     if model.format != "graph-model":
         raise WeightImportError(f"expected a tfjs graph model, got {model.format!r}")
-    source, used = model.weights, set()
+    tensors = _SourceTensors(model, "nsfwjs mobilenet_v2_mid")
+    take = tensors.take
     arrays: dict[str, np.ndarray] = {}
-
-    def take(name: str) -> np.ndarray:
-        if name not in source:
-            raise WeightImportError(f"nsfwjs mobilenet_v2_mid has no weight {name!r}")
-        used.add(name)
-        return source[name]
-
     nodes = model.topology["node"]
     for node in nodes:
         op, inputs = node["op"], node.get("input", [])
@@ -165,14 +173,11 @@ def mobilenet_v2_mid_state_dict_from(model: TfjsModel) -> StateDict:
     by_op = {node["op"]: node for node in nodes if node["op"] in ("Mul", "Sub")}
     if set(by_op) != {"Mul", "Sub"}:
         raise WeightImportError("nsfwjs mobilenet_v2_mid: no Mul and Sub before the stem")
-    scale = take(next(name for name in by_op["Mul"]["input"] if name in source))
-    shift = take(next(name for name in by_op["Sub"]["input"] if name in source))
+    scale = take(next(name for name in by_op["Mul"]["input"] if name in tensors))
+    shift = take(next(name for name in by_op["Sub"]["input"] if name in tensors))
     arrays["pixel_scale"] = np.array(float(scale) / 255.0)  # the graph is fed RGB / 255
     arrays["pixel_shift"] = np.array(-float(shift))
-    left = sorted(set(source) - used)
-    if left:
-        raise WeightImportError(f"nsfwjs mobilenet_v2_mid: tensors not imported: {left[:5]}")
-    return _tensors(arrays)
+    return tensors.finish(arrays)
 
 
 def nsfwjs_mobilenet_v2_state_dict(tarball: Path) -> StateDict:

@@ -87,16 +87,14 @@ class _LiteralParser:
         raise self.fail("not a data literal")
 
     def object(self) -> dict[str, Any]:
-        self.expect("{")
         result: dict[str, Any] = {}
-        while self.peek() != "}":
+
+        def entry() -> None:
             key = self.key()
             self.expect(":")
             result[key] = self.value()
-            if self.peek() != ",":
-                break
-            self.position += 1
-        self.expect("}")
+
+        self.delimited("{", "}", entry)
         return result
 
     def key(self) -> str:
@@ -110,15 +108,19 @@ class _LiteralParser:
         return match.group()
 
     def array(self) -> list[Any]:
-        self.expect("[")
         result: list[Any] = []
-        while self.peek() != "]":
-            result.append(self.value())
+        self.delimited("[", "]", lambda: result.append(self.value()))
+        return result
+
+    def delimited(self, opener: str, closer: str, item) -> None:
+        """`opener item, item, ... closer`, a trailing comma allowed (as in JS literals)."""
+        self.expect(opener)
+        while self.peek() != closer:
+            item()
             if self.peek() != ",":
                 break
             self.position += 1
-        self.expect("]")
-        return result
+        self.expect(closer)
 
     def string(self) -> str:
         quote = self.text[self.position]
