@@ -87,7 +87,7 @@ class LocalRunner:
             outputs.append(
                 segment_detections(
                     cluster.taxonomy, outcome.timestamps_ms, outcome.confidences,
-                    options.min_confidence,
+                    options.min_confidence, cluster.model_info.content_types,
                 )
             )
             if on_progress:

@@ -22,6 +22,7 @@ class ModelInfo:
     version: str
     input_size: tuple[int, int]  # (height, width) of the frames it expects
     sources: tuple[str, ...] = ()  # the evidence sources loaded (models/sources.py)
+    content_types: tuple[str, ...] = ()  # Rekognition ContentTypes it scores ("Illustrated")
 
 
 @runtime_checkable
@@ -49,12 +50,20 @@ class FrameOutputs:
 
 
 def classify_frames(classifier: FrameClassifier, frames: np.ndarray) -> FrameOutputs:
-    """Labels and content types of any FrameClassifier: one that scores no content types (no
-    `content_types` attribute, like the test doubles) gets an empty (N, 0) block."""
-    if getattr(classifier, "content_types", ()):
+    """Labels and content types of any FrameClassifier: one whose ModelInfo names no content
+    types (like the test doubles) gets an empty (N, 0) block."""
+    if classifier.info.content_types:
         return classifier.classify_frames(frames)
     labels = classifier.classify(frames)
     return FrameOutputs(labels, np.zeros((len(labels), 0), dtype=np.float32))
+
+
+def scores_with_content_types(classifier: FrameClassifier, frames: np.ndarray) -> np.ndarray:
+    """One array for transport (actors, segment outcomes): (N, len(taxonomy) +
+    len(info.content_types)), the label confidences first, checked, then the content types."""
+    outputs = classify_frames(classifier, frames)
+    labels = check_confidences(classifier.taxonomy, outputs.labels, len(frames))
+    return np.concatenate([labels, np.asarray(outputs.content_types, np.float32)], axis=1)
 
 
 class NoModelInstalledError(RuntimeError):

@@ -7,6 +7,7 @@ pipeline scales while decoding) and knows nothing of video, Ray or the wire.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ class HierarchicalClassifier:
 
     Its `taxonomy` is the part of the head's that the enabled sources can see (each covered
     label with its ancestors): a label no loaded network gives evidence for is not in it, so it
-    is never reported, at any MinConfidence. `content_types` names the Rekognition content
+    is never reported, at any MinConfidence. `info.content_types` names the Rekognition content
     types (Illustrated...) it scores beside the labels.
     """
 
@@ -48,8 +49,7 @@ class HierarchicalClassifier:
         self.head = head
         self._columns = head.covered_labels()
         self.taxonomy = head.taxonomy.restricted_to(self._columns)
-        self.content_types = head.content_type_names
-        self.info = info
+        self.info = replace(info, content_types=head.content_type_names)
         self.device = device
         self.precision = precision
         self.extra_detectors = extra_detectors
@@ -84,7 +84,7 @@ class HierarchicalClassifier:
         self._check_frames(frames)
         if len(frames) == 0:
             return FrameOutputs(np.zeros((0, len(self.taxonomy)), dtype=np.float32),
-                                np.zeros((0, len(self.content_types)), dtype=np.float32))
+                                np.zeros((0, len(self.info.content_types)), np.float32))
         probabilities = self.source_probabilities(frames)
         scores = self.head(probabilities, len(frames))[:, self._columns]
         return FrameOutputs(check_confidences(self.taxonomy, scores, len(frames)),

@@ -15,7 +15,7 @@ Knows nothing about HTTP, Ray or PyAV.
 from __future__ import annotations
 
 from engine.jobs.types import ImageModeration, ResultPage
-from engine.results.types import Detection, ModerationResult
+from engine.results.types import ContentType, Detection, ModerationResult
 from engine.video.types import VideoMetadata
 
 CONFIDENCE_DIGITS = 4
@@ -36,8 +36,15 @@ def moderation_label_to_wire(detection: Detection) -> dict:
     }
 
 
+def content_types_to_wire(content_types: tuple[ContentType, ...]) -> list[dict]:
+    """ContentTypes: [{Confidence, Name}], as Rekognition returns them."""
+    return [{"Confidence": confidence_to_wire(content_type.confidence), "Name": content_type.name}
+            for content_type in content_types]
+
+
 def detection_to_wire(detection: Detection) -> dict:
-    """A ContentModerationDetection; SEGMENTS detections add their stretch."""
+    """A ContentModerationDetection; SEGMENTS detections add their stretch. ContentTypes is on
+    every detection (an empty list when its frame is neither animated nor illustrated)."""
     item: dict = {
         "Timestamp": detection.timestamp_ms,
         "ModerationLabel": moderation_label_to_wire(detection),
@@ -46,6 +53,7 @@ def detection_to_wire(detection: Detection) -> dict:
         item["StartTimestampMillis"] = detection.start_ms
         item["EndTimestampMillis"] = detection.end_ms
         item["DurationMillis"] = detection.end_ms - detection.start_ms
+    item["ContentTypes"] = content_types_to_wire(detection.content_types)
     return item
 
 
@@ -109,6 +117,7 @@ def image_moderation_to_wire(moderation: ImageModeration) -> dict:
     return {
         "ModerationLabels": [moderation_label_to_wire(label) for label in moderation.labels],
         "ModerationModelVersion": moderation.model_version,
+        "ContentTypes": content_types_to_wire(moderation.content_types),
     }
 
 

@@ -182,6 +182,7 @@ def _finish(finished: FinishedVideo, stamp: dict, inputs: Location, outputs: Loc
     frames = segment_detections(
         taxonomy, [frame.timestamp_ms for frame in scores],
         [frame.confidences for frame in scores], options.min_confidence,
+        model_info.content_types,
     )
     result = assemble_result(
         [frames], metadata_from_json(finished.metadata_json), options,

@@ -30,7 +30,7 @@ from engine.cluster import (
 from engine.config import EngineSettings
 from engine.video import check_duration, decode_sampled_frames, plan_segments, probe_video
 from engine.video.types import VideoMetadata
-from models.base import check_confidences
+from models.base import scores_with_content_types
 
 
 def plan_video(row: dict, settings: EngineSettings) -> list[dict]:
@@ -92,16 +92,15 @@ class BatchClassifier:
 
     def __init__(self, settings: EngineSettings) -> None:
         self._classifier = load_pool_classifier(settings)
-        self._labels = len(self._classifier.taxonomy)
+        self._width = len(self._classifier.taxonomy) + len(self._classifier.info.content_types)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         frames = batch.pop("frame")
         wanted = batch["kind"] == "frame"
-        confidences = np.zeros((len(frames), self._labels), dtype=np.float32)
+        confidences = np.zeros((len(frames), self._width), dtype=np.float32)
         if wanted.any():
             picked = np.ascontiguousarray(frames[wanted])
-            scores = self._classifier.classify(picked)
-            confidences[wanted] = check_confidences(self._classifier.taxonomy, scores, len(picked))
+            confidences[wanted] = scores_with_content_types(self._classifier, picked)
         batch["confidences"] = confidences
         return batch
 

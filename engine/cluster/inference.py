@@ -21,7 +21,7 @@ from engine.cluster.batching import BatchingQueue
 from engine.cluster.model_loader import ensure_model_available, load_classifier
 from engine.cluster.process_stats import peak_rss_mb
 from engine.config import EngineSettings
-from models.base import ModelInfo, check_confidences
+from models.base import ModelInfo, scores_with_content_types
 from models.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,7 @@ class InferenceActor:
                  self._classifier.info.version)
 
     def _run_batch(self, frames: np.ndarray) -> np.ndarray:
-        scores = self._classifier.classify(frames)
-        return check_confidences(self._classifier.taxonomy, scores, len(frames))
+        return scores_with_content_types(self._classifier, frames)
 
     async def classify(self, frames: np.ndarray) -> np.ndarray:
         return await self._queue.submit(frames)

@@ -36,7 +36,8 @@ class SegmentOutcome:
     timestamps_ms: tuple[int, ...]
     """Each classified frame's presentation time, ascending, each frame once."""
     confidences: np.ndarray = field(repr=False)
-    """(frames, labels) float32 confidences 0..100 in taxonomy order, row i for timestamps_ms[i]."""
+    """(frames, labels + content types) float32 confidences 0..100, row i for timestamps_ms[i]:
+    the labels in taxonomy order, then the model's `ModelInfo.content_types`."""
     node_id: str = ""
     decode_s: float = 0.0
     classify_s: float = 0.0

@@ -84,7 +84,8 @@ def process_job(
 
         def on_segment_done(segment: Segment, outcome: SegmentOutcome) -> None:
             output = segment_detections(
-                runner.taxonomy, outcome.timestamps_ms, outcome.confidences, job.min_confidence
+                runner.taxonomy, outcome.timestamps_ms, outcome.confidences, job.min_confidence,
+                runner.model_info.content_types,
             )
             store.save_segment_result(
                 job.job_id, segment.index, output.sample_timestamps_ms, output.detections

@@ -37,7 +37,12 @@ from engine.jobs.types import (
     StartRequest,
 )
 from engine.jobs.visibility import visible_job
-from engine.results import FrameScores, build_detections, sort_by_confidence
+from engine.results import (
+    FrameScores,
+    build_detections,
+    reported_content_types,
+    sort_by_confidence,
+)
 from engine.results.types import Detection
 from engine.storage.base import ObjectRef, ObjectStore
 from engine.video.image import ImageLimits, ImageTooLargeError, InvalidImageError, image_frame
@@ -129,11 +134,15 @@ class ModerationService:
             raise InvalidImageFormatException(str(error)) from None
         except ImageTooLargeError as error:
             raise ImageTooLargeException(str(error)) from None
-        scores = runner.classify_frames(frame[np.newaxis])
+        scores = runner.classify_frames(frame[np.newaxis])[0]
+        labels = len(runner.taxonomy)
+        content_types = reported_content_types(runner.model_info.content_types, scores[labels:])
         detections = build_detections(
-            runner.taxonomy, [FrameScores(timestamp_ms=0, confidences=scores[0])], min_confidence
+            runner.taxonomy, [FrameScores(timestamp_ms=0, confidences=scores[:labels])],
+            min_confidence,
         )
-        return ImageModeration(sort_by_confidence(detections), self.settings.model_version)
+        return ImageModeration(sort_by_confidence(detections), self.settings.model_version,
+                               content_types)
 
     def _image_bytes(self, image: bytes | ObjectRef) -> tuple[bytes, int]:
         """The encoded image and the byte limit that applies to where it came from."""

@@ -30,7 +30,7 @@ from engine.jobs.types import (
     StartRequest,
     check_transition,
 )
-from engine.results.types import Detection
+from engine.results.types import ContentType, Detection
 from engine.storage.base import ObjectRef
 from engine.video.types import Segment, VideoMetadata
 
@@ -81,7 +81,8 @@ CREATE TABLE IF NOT EXISTS segment_detections (
     name TEXT NOT NULL,
     parent_name TEXT NOT NULL,
     level INTEGER NOT NULL,
-    confidence REAL NOT NULL
+    confidence REAL NOT NULL,
+    content_types TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS segment_detections_by_job ON segment_detections(job_id, seg_index);
 CREATE TABLE IF NOT EXISTS results (
@@ -97,6 +98,7 @@ CREATE TABLE IF NOT EXISTS results (
     confidence REAL NOT NULL,
     start_ms INTEGER,
     end_ms INTEGER,
+    content_types TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (job_id, aggregation, pos_time)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS results_by_name ON results(job_id, aggregation, pos_name);
@@ -113,7 +115,8 @@ CREATE INDEX IF NOT EXISTS notification_attempts_by_job ON notification_attempts
 """
 
 _RESULT_COLUMNS = (
-    "timestamp_ms, label_index, name, parent_name, level, confidence, start_ms, end_ms"
+    "timestamp_ms, label_index, name, parent_name, level, confidence, start_ms, end_ms,"
+    " content_types"
 )
 
 
@@ -139,6 +142,12 @@ class JobStore:
             connection.execute(
                 "ALTER TABLE jobs ADD COLUMN decode_mode TEXT NOT NULL DEFAULT 'accurate'"
             )
+        for table in ("segment_detections", "results"):
+            columns = {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}
+            if "content_types" not in columns:
+                connection.execute(
+                    f"ALTER TABLE {table} ADD COLUMN content_types TEXT NOT NULL DEFAULT ''"
+                )
 
     # -- connections -------------------------------------------------------------------------
 
@@ -355,8 +364,9 @@ class JobStore:
                 return False
             connection.executemany(
                 "INSERT INTO segment_detections (job_id, seg_index, timestamp_ms, label_index, name,"
-                " parent_name, level, confidence) VALUES (?,?,?,?,?,?,?,?)",
-                [(job_id, seg_index, *_label_columns(d)) for d in detections],
+                " parent_name, level, confidence, content_types) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(job_id, seg_index, *_label_columns(d), _content_types_text(d))
+                 for d in detections],
             )
             connection.execute(
                 "UPDATE segments SET done = 1, samples_json = ? WHERE job_id = ? AND seg_index = ?",
@@ -368,7 +378,7 @@ class JobStore:
         """Every stored detection of a job and every sampled timestamp, across its segments."""
         connection = self._connection()
         rows = connection.execute(
-            "SELECT timestamp_ms, label_index, name, parent_name, level, confidence"
+            "SELECT timestamp_ms, label_index, name, parent_name, level, confidence, content_types"
             " FROM segment_detections WHERE job_id = ?",
             (job_id,),
         ).fetchall()
@@ -414,7 +424,7 @@ class JobStore:
             for aggregation, ordered in by_time.items():
                 connection.executemany(
                     f"INSERT INTO results (job_id, aggregation, pos_time, pos_name, {_RESULT_COLUMNS})"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     _result_rows(
                         job_id, AGGREGATION_CODES[aggregation], ordered, by_name[aggregation]
                     ),
@@ -564,7 +574,7 @@ def _result_rows(
     for position, d in enumerate(by_time):
         yield (
             job_id, aggregation_code, position, name_position[id(d)],
-            *_label_columns(d), d.start_ms, d.end_ms,
+            *_label_columns(d), d.start_ms, d.end_ms, _content_types_text(d),
         )
 
 
@@ -585,7 +595,17 @@ def _detection_from_row(row: sqlite3.Row) -> Detection:
         label_index=row["label_index"],
         start_ms=row["start_ms"] if "start_ms" in spans else None,
         end_ms=row["end_ms"] if "end_ms" in spans else None,
+        content_types=tuple(ContentType(name, confidence)
+                            for name, confidence in json.loads(row["content_types"] or "[]")),
     )
+
+
+def _content_types_text(d: Detection) -> str:
+    """A detection's content types as stored: JSON [[name, confidence], ...], '' for none."""
+    if not d.content_types:
+        return ""
+    return json.dumps([[content_type.name, content_type.confidence]
+                       for content_type in d.content_types])
 
 
 def _job_from_row(row: sqlite3.Row) -> JobRecord:

@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass
 from enum import Enum
 
-from engine.results.types import Detection
+from engine.results.types import ContentType, Detection
 from engine.storage.base import ObjectRef
 from engine.video.types import VideoMetadata
 
@@ -129,3 +129,5 @@ class ImageModeration:
     labels: list[Detection]
     """One entry per detected label and per ancestor, most confident first."""
     model_version: str
+    content_types: tuple[ContentType, ...] = ()
+    """The image's content types (Illustrated...), most confident first."""

@@ -11,6 +11,7 @@ from engine.results.detections import (
     build_detections,
     detected_label_indices,
     hierarchical_confidence,
+    reported_content_types,
     sort_by_confidence,
     sort_by_name,
     sort_by_timestamp,
@@ -19,6 +20,7 @@ from engine.results.detections import (
 from engine.results.types import (
     AGGREGATIONS,
     SORT_ORDERS,
+    ContentType,
     Detection,
     FrameScores,
     ModerationResult,
@@ -29,6 +31,7 @@ from engine.results.types import (
 __all__ = [
     "AGGREGATIONS",
     "SORT_ORDERS",
+    "ContentType",
     "Detection",
     "FrameScores",
     "ModerationResult",
@@ -40,6 +43,7 @@ __all__ = [
     "build_detections",
     "detected_label_indices",
     "hierarchical_confidence",
+    "reported_content_types",
     "segment_detections",
     "sort_by_confidence",
     "sort_by_name",

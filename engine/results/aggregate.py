@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from engine.results.detections import sort_by_timestamp
+from engine.results.detections import sort_by_timestamp, strongest_content_types
 from engine.results.types import Detection
 
 
@@ -73,4 +73,5 @@ def _stretch(run: list[Detection], interval_ms: int, timeline, position, video_e
         label_index=first.label_index,
         start_ms=first.timestamp_ms,
         end_ms=end_ms,
+        content_types=strongest_content_types(run),
     )

@@ -13,7 +13,12 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from engine.results.aggregate import aggregate_segments
-from engine.results.detections import build_detections, sort_by_timestamp, sort_detections
+from engine.results.detections import (
+    build_detections,
+    reported_content_types,
+    sort_by_timestamp,
+    sort_detections,
+)
 from engine.results.types import (
     Detection,
     FrameScores,
@@ -31,11 +36,16 @@ def segment_detections(
     timestamps_ms: Sequence[int],
     confidences: np.ndarray,
     min_confidence: float,
+    content_types: tuple[str, ...] = (),
 ) -> SegmentDetections:
-    """One segment's frames (timestamps and their (N, labels) confidences) thresholded, every
-    ancestor of a detected label added."""
+    """One segment's frames (timestamps and their (N, labels + content types) confidences, as
+    the inference pool returns them) thresholded, every ancestor of a detected label added,
+    each detection carrying its frame's reported content types."""
+    labels = len(taxonomy)
     frames = [
-        FrameScores(timestamp_ms=int(timestamp), confidences=np.asarray(row, dtype=np.float32))
+        FrameScores(timestamp_ms=int(timestamp),
+                    confidences=np.asarray(row[:labels], dtype=np.float32),
+                    content_types=reported_content_types(content_types, row[labels:]))
         for timestamp, row in zip(timestamps_ms, confidences)
     ]
     return SegmentDetections(

