@@ -250,7 +250,8 @@ def _segments_table(data: ReportData, max_rows: int) -> str:
         f'<td class="num">{_text(format_ms(row.start_ms))}</td>'
         f'<td class="num">{_text(format_ms(row.end_ms))}</td>'
         f'<td class="num">{_text(format_ms(row.end_ms - row.start_ms))}</td>'
-        f'<td class="num conf">{_confidence_bar(row.confidence)}</td></tr>'
+        f'<td class="num conf">{_confidence_bar(row.confidence)}</td>'
+        f"<td>{_text(_content_types(row))}</td></tr>"
         for row in shown
     )
     cap = (
@@ -265,9 +266,16 @@ def _segments_table(data: ReportData, max_rows: int) -> str:
         "AggregateBy=SEGMENTS (SortBy=TIMESTAMP): each is a stretch in which the label was "
         "detected in consecutive samples.</p>"
         '<table class="segments"><thead><tr><th>Label</th><th>Parent</th><th>Level</th>'
-        "<th>Start</th><th>End</th><th>Duration</th><th>Max confidence</th></tr></thead>"
+        "<th>Start</th><th>End</th><th>Duration</th><th>Max confidence</th>"
+        "<th>Content types</th></tr></thead>"
         f"<tbody>{body}</tbody></table>{cap}</section>"
     )
+
+
+def _content_types(row) -> str:
+    """ContentTypes of a stretch as a person reads them: 'Illustrated 93%', or '-' for none."""
+    return ", ".join(f"{content_type.name} {content_type.confidence:.0f}%"
+                     for content_type in row.content_types) or "-"
 
 
 def _confidence_bar(confidence: float) -> str:

@@ -215,6 +215,8 @@ def _table_row(item: dict) -> list[str]:
         label["Name"], label["ParentName"], str(label["TaxonomyLevel"]),
         _clock(item["StartTimestampMillis"]), _clock(item["EndTimestampMillis"]),
         _clock(item["DurationMillis"]), f"{label['Confidence']:.1f}%",
+        ", ".join(f"{content_type['Name']} {content_type['Confidence']:.0f}%"
+                  for content_type in item["ContentTypes"]) or "-",
     ]
 
 
