@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         "sample_interval_ms": settings.sample_interval_ms,
         "repeats": args.repeats,
         "machine": machine_record(settings.precision),
+        "load_average_1min_at_start": round(os.getloadavg()[0], 2),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "videos": {},
     }
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         runner.shutdown()
     report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    report["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     # A quick run never replaces the full figures that README quotes.
     _write(report, "quick" if args.quick else "latest", update=not (args.no_readme or args.quick))
     return 0
