@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from engine.cluster import SegmentOutcome
+from engine.cluster import AdapterTrainingRequest, AdapterTrainingResult, SegmentOutcome
 from engine.config import EngineSettings
 from engine.jobs.store import JobStore
 from engine.jobs.types import JobRecord
@@ -55,7 +55,15 @@ class SegmentRunner(Protocol):
         decode_mode: str | None = None,
     ) -> Sequence[SegmentOutcome]: ...
 
-    def classify_frames(self, frames: np.ndarray) -> np.ndarray: ...
+    def classify_frames(self, frames: np.ndarray, adapter_path: str | None = None
+                        ) -> np.ndarray: ...
+
+    def taxonomy_for(self, adapter_path: str | None) -> object: ...
+
+    adaptable_taxonomy: object
+    """Every label an adapter may be trained for."""
+
+    def train_adapter(self, request: AdapterTrainingRequest) -> AdapterTrainingResult: ...
 
     def shutdown(self) -> None: ...
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import IdempotentParameterMismatchException, LimitExceededException
+from engine.jobs.sqlite import SqliteDatabase
 from engine.jobs.types import (
     ACTIVE_STATES,
     JobRecord,
@@ -124,13 +123,11 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class JobStore:
+class JobStore(SqliteDatabase):
     """All reads and writes of job state; one SQLite connection per thread."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        super().__init__(path)
         self._connection().executescript(_SCHEMA)
         self._add_missing_columns()
 
@@ -148,39 +145,6 @@ class JobStore:
                 connection.execute(
                     f"ALTER TABLE {table} ADD COLUMN content_types TEXT NOT NULL DEFAULT ''"
                 )
-
-    # -- connections -------------------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("PRAGMA foreign_keys=ON")
-            self._local.connection = connection
-        return connection
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE takes the write lock up front: read-check-write sequences are atomic."""
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-
-    def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
 
     # -- jobs ------------------------------------------------------------------------------
 

@@ -131,3 +131,5 @@ class ImageModeration:
     model_version: str
     content_types: tuple[ContentType, ...] = ()
     """The image's content types (Illustrated...), most confident first."""
+    project_version: str | None = None
+    """The adapter (project version ARN) merged into the labels, echoed on the wire."""
