@@ -33,7 +33,7 @@ from engine.errors import (
     ResourceNotReadyException,
 )
 from engine.jobs import manifests
-from engine.jobs.adapter_store import AdapterStore
+from engine.jobs.adapter_store import AdapterStore, adapter_file
 from engine.jobs.adapter_types import (
     CONTENT_MODERATION,
     Evaluation,
@@ -52,8 +52,29 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIDENCE_THRESHOLD = 50.0
 MAX_TRAINING_ATTEMPTS = 3
-ADAPTERS_DIR = "adapters"
 _STOP = object()
+
+
+def usable_version(store: AdapterStore, account: str, arn: str) -> VersionRecord:
+    """A finished version of this account; ResourceNotFound / ResourceNotReady otherwise."""
+    version = store.get_version(account, arn)
+    if version is None:
+        raise ResourceNotFoundException(f"The project version {arn} does not exist")
+    if version.status is VersionStatus.TRAINING_IN_PROGRESS:
+        raise ResourceNotReadyException(f"The project version {arn} is still training")
+    if version.status is not VersionStatus.TRAINING_COMPLETED:
+        raise ResourceNotReadyException(
+            f"The project version {arn} cannot be used: its training failed "
+            f"({version.status_message})")
+    return version
+
+
+def use_for_video(store: AdapterStore, account: str, arn: str | None) -> None:
+    """Beyond Rekognition: the adapter the account's future StartContentModeration jobs use
+    (None: none). Each job records the one in force when it is accepted and keeps it."""
+    if arn is not None:
+        usable_version(store, account, arn)
+    store.set_video_adapter(account, arn)
 
 
 def arn_account(account: str) -> str:
@@ -214,27 +235,16 @@ class AdapterService:
     # -- using an adapter ----------------------------------------------------------------------
 
     def adapter_file(self, arn: str) -> Path:
-        return (self.settings.data_dir / ADAPTERS_DIR
-                / f"{hashlib.sha256(arn.encode()).hexdigest()[:32]}.npz")
+        return adapter_file(self.settings.data_dir, arn)
 
     def usable_adapter(self, account: str, arn: str) -> str:
         """The adapter file of a finished version of this account (for the inference actors)."""
-        version = self.store.get_version(account, arn)
-        if version is None:
-            raise ResourceNotFoundException(f"The project version {arn} does not exist")
-        if version.status is VersionStatus.TRAINING_IN_PROGRESS:
-            raise ResourceNotReadyException(f"The project version {arn} is still training")
-        if version.status is not VersionStatus.TRAINING_COMPLETED:
-            raise ResourceNotReadyException(
-                f"The project version {arn} cannot be used: its training failed "
-                f"({version.status_message})")
+        usable_version(self.store, account, arn)
         return str(self.adapter_file(arn))
 
     def use_for_video(self, account: str, arn: str | None) -> None:
         """Make `arn` the adapter of the account's future video jobs (None: no adapter)."""
-        if arn is not None:
-            self.usable_adapter(account, arn)
-        self.store.set_video_adapter(account, arn)
+        use_for_video(self.store, account, arn)
 
     def video_adapter(self, account: str) -> str | None:
         return self.store.video_adapter(account)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -79,6 +80,11 @@ class ModerationService:
         self._image_decodes = threading.BoundedSemaphore(settings.max_concurrent_image_decodes)
 
     def start_content_moderation(self, account: str, request: StartRequest) -> str:
+        """Accept a job; the account's video adapter (if it set one) is recorded with it."""
+        adapter = self.adapters.video_adapter(account) if self.adapters is not None else None
+        if adapter is not None:
+            self.adapters.usable_adapter(account, adapter)
+            request = replace(request, adapter_arn=adapter)
         info = self.objects.stat(request.video)
         if info.size_bytes > self.settings.max_object_bytes:
             raise VideoTooLargeException(

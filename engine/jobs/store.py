@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     metadata_json TEXT,
     model_version TEXT NOT NULL,
     decode_mode TEXT NOT NULL DEFAULT 'accurate',
+    adapter_arn TEXT,
     created_ms INTEGER NOT NULL,
     finished_ms INTEGER,
     expires_ms INTEGER,
@@ -139,6 +140,8 @@ class JobStore(SqliteDatabase):
             connection.execute(
                 "ALTER TABLE jobs ADD COLUMN decode_mode TEXT NOT NULL DEFAULT 'accurate'"
             )
+        if "adapter_arn" not in columns:
+            connection.execute("ALTER TABLE jobs ADD COLUMN adapter_arn TEXT")
         for table in ("segment_detections", "results"):
             columns = {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}
             if "content_types" not in columns:
@@ -191,7 +194,8 @@ class JobStore(SqliteDatabase):
             connection.execute(
                 "INSERT INTO jobs (job_id, account, client_token, fingerprint, bucket, object_key,"
                 " object_version, min_confidence, sns_topic_arn, role_arn, job_tag, state,"
-                " model_version, decode_mode, created_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " model_version, decode_mode, adapter_arn, created_ms)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     job_id,
                     account,
@@ -207,6 +211,7 @@ class JobStore(SqliteDatabase):
                     JobState.SUBMITTED.value,
                     model_version,
                     decode_mode,
+                    request.adapter_arn,
                     now_ms(),
                 ),
             )
@@ -592,4 +597,5 @@ def _job_from_row(row: sqlite3.Row) -> JobRecord:
         status_message=row["status_message"],
         metadata=metadata,
         finished_ms=row["finished_ms"],
+        adapter_arn=row["adapter_arn"],
     )

@@ -62,6 +62,8 @@ class ScriptedRunnerDouble:
         self.release = threading.Event()
         self.release.set()
         """Cleared by a test to hold run_segments (after the first segment) until it is set."""
+        self.adapters_used: list[str | None] = []
+        """The adapter_path of each run_segments call, in order."""
         self.trainings_started = 0
         self.release_training = threading.Event()
         self.release_training.set()
@@ -94,8 +96,11 @@ class ScriptedRunnerDouble:
     def run_segments(
         self, source: str, probe: VideoProbe, segments: Sequence[Segment],
         on_segment_done: Callable[[Segment, SegmentOutcome], None], decode_mode=None,
+        adapter_path: str | None = None,
     ) -> list[SegmentOutcome]:
+        """With an adapter, each scripted frame's scores are its features (as for images)."""
         self.decode_modes.append(decode_mode)
+        self.adapters_used.append(adapter_path)
         script = self._script(source)
         self.entered.set()
         outcomes = []
@@ -106,7 +111,17 @@ class ScriptedRunnerDouble:
             if script.get("fail"):
                 raise VideoError(script["fail"])
             self.segments_run.append(segment.index)
-            outcomes.append(self._outcome(script, segment))
+            outcome = self._outcome(script, segment)
+            if adapter_path is not None and len(outcome.confidences):
+                from dataclasses import replace
+
+                from models.adapter import merge_adapter
+
+                adapter = self._adapter(adapter_path)
+                merged = merge_adapter(self.taxonomy, self.taxonomy, outcome.confidences,
+                                       adapter, adapter.confidences(outcome.confidences / 100))[1]
+                outcome = replace(outcome, confidences=merged)
+            outcomes.append(outcome)
             on_segment_done(segment, outcomes[-1])
         return outcomes
 

@@ -162,3 +162,54 @@ def test_held_out_photographs_are_labelled_correctly_in_at_least_90_percent(trai
     for _, image, _ in held_out[:3]:
         plain = client.detect_moderation_labels(Image={"Bytes": image}, MinConfidence=0)
         assert LABEL not in {label["Name"] for label in plain["ModerationLabels"]}
+
+
+def scenes_video(path, scenes: list[str], seconds_each: int, size=(240, 320)) -> None:
+    """H.264 (lossless RGB), one frame a second: each scene, resized, for `seconds_each` s."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264rgb", rate=1)
+        stream.height, stream.width = size
+        stream.pix_fmt, stream.options = "rgb24", {"qp": "0"}
+        for name in scenes:
+            picture = np.asarray(Image.fromarray(scene(name)).resize((size[1], size[0])))
+            for _ in range(seconds_each):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format="rgb24")
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_the_adapter_on_a_video_flags_the_positive_stretch_in_segments_and_nothing_else(trained):
+    """Beyond Rekognition: `modengine adapters use` makes the account's video jobs use the
+    adapter; a video whose middle third shows the positive scene gets the label there only."""
+    from engine.api.keys import read_default_key
+    from engine.cli import main
+    from engine.jobs import inspection
+    from tests.integration.api_fixtures import wait_for_job
+
+    client, data_dir, description, _, _ = trained
+    version = description["ProjectVersionArn"]
+    account = read_default_key(data_dir / "credentials").account
+    assert main(["adapters", "use", version, "--account", account,
+                 "--data-dir", str(data_dir)]) == 0
+    videos = data_dir / "objects" / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    scenes_video(videos / "thirds.mp4", ["chelsea", POSITIVE_SCENE, "rocket"], seconds_each=3)
+    job_id = client.start_content_moderation(
+        Video={"S3Object": {"Bucket": "videos", "Name": "thirds.mp4"}},
+        MinConfidence=THRESHOLD)["JobId"]
+    _, pages = wait_for_job(client, job_id, timeout_s=300, AggregateBy="SEGMENTS")
+    assert pages[0]["JobStatus"] == "SUCCEEDED", pages[0].get("StatusMessage")
+    flagged = [(d["StartTimestampMillis"], d["EndTimestampMillis"])
+               for page in pages for d in page["ModerationLabels"]
+               if d["ModerationLabel"]["Name"] == LABEL]
+    print("Hate Symbols segments:", flagged)
+    assert flagged and all(3000 <= start and end <= 6000 for start, end in flagged)
+    covered = sum(end - start for start, end in flagged)
+    assert covered >= 2000  # the stretch, not one stray frame
+    details = inspection.job_details(inspection.open_store(data_dir), job_id)
+    assert details["adapter"] == version
+    main(["adapters", "use", "--clear", "--account", account, "--data-dir", str(data_dir)])

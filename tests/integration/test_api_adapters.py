@@ -279,3 +279,49 @@ def test_a_restart_resumes_a_version_left_training_and_gives_up_with_a_message(t
     assert resumed["Status"] == "TRAINING_COMPLETED" and resumed["EvaluationResult"]["F1Score"] > 0.9
     assert failed["Status"] == "TRAINING_FAILED"
     assert "interrupted" in failed["StatusMessage"]
+
+
+def test_an_accounts_video_jobs_use_its_adapter_recorded_at_start(api):
+    """Beyond Rekognition: `modengine adapters use ARN --account A` makes A's future jobs score
+    their frames with the adapter; the job records it, `jobs show` shows it, SEGMENTS carry the
+    adapted label, and the adapter cannot be deleted while it is the account's default."""
+    from engine.api.keys import read_default_key
+    from engine.cli import main
+    from engine.jobs import inspection
+    from tests.doubles.scripted_runner import write_script
+    from tests.integration.api_fixtures import wait_for_job
+
+    client, other = clients(api)
+    _, jobs, data_dir = api
+    project = new_project(client, "video")
+    version = create_version(client, project, "v1")
+    assert wait_trained(client, project, version)["Status"] == "TRAINING_COMPLETED"
+    account = read_default_key(data_dir / "credentials").account
+    assert main(["adapters", "use", version, "--account", "210987654321",
+                 "--data-dir", str(data_dir)]) == 2  # not the other account's adapter
+    assert main(["adapters", "use", version, "--account", account,
+                 "--data-dir", str(data_dir)]) == 0
+    red = {t: {"Blood & Gore": 95.0} for t in range(3000, 6000, 1000)}
+    write_script(data_dir / "objects" / "videos" / "thirds.json", 9000, red)
+    job_id = client.start_content_moderation(
+        Video={"S3Object": {"Bucket": "videos", "Name": "thirds.json"}})["JobId"]
+    _, pages = wait_for_job(client, job_id, AggregateBy="SEGMENTS")
+    assert pages[0]["JobStatus"] == "SUCCEEDED", pages[0].get("StatusMessage")
+    flagged = [(d["StartTimestampMillis"], d["EndTimestampMillis"])
+               for page in pages for d in page["ModerationLabels"]
+               if d["ModerationLabel"]["Name"] == LABEL]
+    assert flagged == [(3000, 6000)]
+    details = inspection.job_details(inspection.open_store(data_dir), job_id)
+    assert details["adapter"] == version
+    assert f"Adapter:         {version}" in inspection.render_details(details)
+    with pytest.raises(client.exceptions.ResourceInUseException, match="video jobs"):
+        client.delete_project_version(ProjectVersionArn=version)
+    # The other account's jobs are untouched by it.
+    other_job = other.start_content_moderation(
+        Video={"S3Object": {"Bucket": "videos", "Name": "thirds.json"}})["JobId"]
+    _, other_pages = wait_for_job(other, other_job, AggregateBy="SEGMENTS")
+    assert LABEL not in {d["ModerationLabel"]["Name"]
+                         for page in other_pages for d in page["ModerationLabels"]}
+    assert main(["adapters", "use", "--clear", "--account", account,
+                 "--data-dir", str(data_dir)]) == 0
+    client.delete_project_version(ProjectVersionArn=version)
