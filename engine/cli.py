@@ -7,6 +7,8 @@
     modengine jobs list [--state S] [--limit N] [--json] [--data-dir D]
     modengine jobs show JOB_ID [--json] [--data-dir D]
     modengine report JOB_ID [--data-dir D] [--output FILE] [--unblurred] [--url]
+    modengine adapters use ARN|--clear --account ACCOUNT [--data-dir D]
+    modengine adapters show --account ACCOUNT [--data-dir D]
 
 Settings come from MODENGINE_* env vars and an optional TOML file (--config); flags win.
 """
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("--data-dir", type=Path, default=None)
 
     add_jobs_parser(commands)
+    add_adapters_parser(commands)
 
     report = commands.add_parser(
         "report", help="write a job's HTML report (timeline, segments, blurred thumbnails)"
@@ -86,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(load_settings(args.config).log_format,
                           logging.INFO if args.verbose else logging.WARNING)
         handlers = {"moderate": run_moderate, "serve": run_serve, "put": run_put,
-                    "report": run_report, "jobs": run_jobs}
+                    "report": run_report, "jobs": run_jobs, "adapters": run_adapters}
         return handlers[args.command](args)
     except SettingsError as error:  # a bad MODENGINE_* value or TOML file: one line, no trace
         print(f"modengine: {error}", file=sys.stderr)
@@ -199,6 +202,46 @@ def add_jobs_parser(commands) -> None:
     for action in (listing, show):
         action.add_argument("--json", action="store_true", help="print JSON")
         action.add_argument("--data-dir", type=Path, default=None, help="the server's data directory")
+
+
+def add_adapters_parser(commands) -> None:
+    adapters = commands.add_parser(
+        "adapters", help="Custom Moderation adapters for an account's video jobs")
+    actions = adapters.add_subparsers(dest="adapters_command", required=True)
+    use = actions.add_parser(
+        "use", help="score the account's future video jobs with this adapter (project version)")
+    use.add_argument("version_arn", nargs="?", metavar="ARN")
+    use.add_argument("--clear", action="store_true", help="use no adapter from now on")
+    show = actions.add_parser("show", help="the adapter the account's video jobs use")
+    for action in (use, show):
+        action.add_argument("--account", required=True, help="the account (as in the credentials)")
+        action.add_argument("--data-dir", type=Path, default=None, help="the server's data directory")
+
+
+def run_adapters(args: argparse.Namespace) -> int:
+    from engine.errors import ServiceError
+    from engine.jobs import inspection
+    from engine.jobs.adapter_store import AdapterStore
+    from engine.jobs.adapters import use_for_video
+
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    try:
+        inspection.open_store(settings.data_dir)
+    except inspection.NoJobStoreError as error:
+        print(f"modengine: {error}", file=sys.stderr)
+        return 2
+    store = AdapterStore(settings.data_dir / inspection.DATABASE_FILE)
+    if args.adapters_command == "use":
+        if args.clear == bool(args.version_arn):
+            print("modengine: give an adapter ARN or --clear", file=sys.stderr)
+            return 2
+        try:
+            use_for_video(store, args.account, None if args.clear else args.version_arn)
+        except ServiceError as error:
+            print(f"modengine: {error.message}", file=sys.stderr)
+            return 2
+    print(store.video_adapter(args.account) or "-")
+    return 0
 
 
 def run_jobs(args: argparse.Namespace) -> int:

@@ -133,6 +133,18 @@ class EngineSettings:
     """DetectModerationLabels requests that decode at once (more wait), bounding the memory
     that large images take on the API host. >= 1."""
 
+    adapter_min_examples: int = 5
+    """CreateProjectVersion: fewest training images showing each adapted label, and fewest
+    showing none of it, before augmentation. >= 1."""
+    adapter_testing_share: float = 0.2
+    """TestingData.AutoCreate: the share of each kind of training image (same labels) held out
+    for testing and calibration. Strictly between 0 and 1."""
+    adapter_max_images: int = 5000
+    """CreateProjectVersion: most images in the training and testing manifests together. >= 1."""
+    max_concurrent_trainings: int = 2
+    """Adapter trainings of one account in progress at once (more: LimitExceededException),
+    and training threads of the server. >= 1."""
+
     s3_endpoint: str | None = None
     """S3-compatible endpoint (host:port or URL); None uses the embedded local store."""
     s3_access_key: str | None = field(default=None, repr=False)
@@ -220,8 +232,11 @@ class EngineSettings:
         if not 0 <= self.default_min_confidence <= 100:
             problems.append("default_min_confidence must be within 0..100")
         image_limits = ("max_image_bytes", "max_image_object_bytes", "max_image_side_px",
-                        "max_image_pixels", "max_concurrent_image_decodes")
+                        "max_image_pixels", "max_concurrent_image_decodes",
+                        "adapter_min_examples", "adapter_max_images", "max_concurrent_trainings")
         problems.extend(f"{name} must be >= 1" for name in image_limits if getattr(self, name) < 1)
+        if not 0 < self.adapter_testing_share < 1:
+            problems.append("adapter_testing_share must be strictly between 0 and 1")
         if self.log_format not in ("text", "json"):
             problems.append("log_format must be 'text' or 'json'")
         if problems:

@@ -77,6 +77,20 @@ class ResourceNotFoundException(ServiceError):
     """No such job for this caller (or its results have expired)."""
 
 
+class ResourceInUseException(ServiceError):
+    """The project or version exists already (its name is taken), or is in use: a version still
+    training, a project that still has versions, an adapter set as an account's video default."""
+
+
+class ResourceNotReadyException(ServiceError):
+    """The adapter (project version) is not usable yet: still training, or its training failed."""
+
+
+class InvalidManifestException(ServiceError):
+    """StartMediaAnalysisJob: the input manifest has a line that is not a JSON object with a
+    source-ref, or names no image."""
+
+
 class InvalidPaginationTokenException(ServiceError):
     """The NextToken was not issued for this job and query, was altered, or has expired."""
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from models.backbones.layers import frames_to_pixels
+from models.adapter import probability_features
 from models.base import FrameOutputs, ModelInfo, check_confidences
 from models.evidence import EvidenceHead
 
@@ -49,6 +50,8 @@ class HierarchicalClassifier:
         self.head = head
         self._columns = head.covered_labels()
         self.taxonomy = head.taxonomy.restricted_to(self._columns)
+        self.adaptable_taxonomy = head.taxonomy
+        """The whole taxonomy: an adapter (models/adapter.py) may add labels no source covers."""
         self.info = replace(info, content_types=head.content_type_names)
         self.device = device
         self.precision = precision
@@ -81,11 +84,18 @@ class HierarchicalClassifier:
 
     def classify_frames(self, frames: np.ndarray) -> FrameOutputs:
         """Label confidences and content-type confidences of a batch, from one forward pass."""
+        return self.classify_with_features(frames)[0]
+
+    def classify_with_features(self, frames: np.ndarray) -> tuple[FrameOutputs, np.ndarray]:
+        """classify_frames plus each frame's features for adapters: every source's outputs,
+        log-scaled (models/adapter.py: probability_features), from the same forward pass."""
         self._check_frames(frames)
         if len(frames) == 0:
-            return FrameOutputs(np.zeros((0, len(self.taxonomy)), dtype=np.float32),
-                                np.zeros((0, len(self.info.content_types)), np.float32))
+            empty = FrameOutputs(np.zeros((0, len(self.taxonomy)), dtype=np.float32),
+                                 np.zeros((0, len(self.info.content_types)), np.float32))
+            return empty, np.zeros((0, 0), np.float32)
         probabilities = self.source_probabilities(frames)
         scores = self.head(probabilities, len(frames))[:, self._columns]
-        return FrameOutputs(check_confidences(self.taxonomy, scores, len(frames)),
-                            self.head.content_types(probabilities, len(frames)))
+        outputs = FrameOutputs(check_confidences(self.taxonomy, scores, len(frames)),
+                               self.head.content_types(probabilities, len(frames)))
+        return outputs, probability_features(probabilities)

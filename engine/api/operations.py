@@ -12,9 +12,21 @@ import binascii
 from collections.abc import Callable
 
 from engine.api.auth import Caller
-from engine.api.wire import image_moderation_to_wire, result_page_to_wire
-from engine.errors import InvalidParameterException
-from engine.jobs import GetRequest, ModerationService, NotificationChannel, StartRequest
+from engine.api.wire import (
+    image_moderation_to_wire,
+    project_to_wire,
+    project_version_to_wire,
+    result_page_to_wire,
+)
+from engine.errors import InternalServerError, InvalidParameterException
+from engine.jobs import (
+    AdapterService,
+    GetRequest,
+    ModerationService,
+    NotificationChannel,
+    StartRequest,
+)
+from engine.jobs.adapter_types import VersionRequest
 from engine.jobs.service import MAX_PAGE_SIZE
 from engine.storage.base import ObjectRef
 
@@ -61,15 +73,11 @@ def detect_moderation_labels(
             "HumanLoopConfig is not supported: this service has no Amazon Augmented AI human "
             "review; call without it"
         )
-    if "ProjectVersion" in body:
-        raise InvalidParameterException(
-            f"ProjectVersion {body['ProjectVersion']!r} is not supported: this service has no "
-            "custom moderation adapters, only its default model"
-        )
     moderation = service.detect_moderation_labels(
         caller.account,
         image_of(body["Image"]),
         float(body.get("MinConfidence", default_min_confidence)),
+        body.get("ProjectVersion"),
     )
     return image_moderation_to_wire(moderation)
 
@@ -95,8 +103,103 @@ def image_of(image: dict) -> bytes | ObjectRef:
     return data
 
 
+# -- Custom Moderation adapters -------------------------------------------------------------
+
+PAGE_SIZE = 100
+"""DescribeProjects / DescribeProjectVersions: the largest and default MaxResults."""
+
+
+def adapters_of(service: ModerationService) -> AdapterService:
+    if service.adapters is None:
+        raise InternalServerError("Custom Moderation adapters are not configured on this server")
+    return service.adapters
+
+
+def create_project(service: ModerationService, caller: Caller, body: dict, _: float) -> dict:
+    project = adapters_of(service).create_project(
+        caller.account, body["ProjectName"], body.get("Feature"), body.get("AutoUpdate"))
+    return {"ProjectArn": project.arn}
+
+
+def describe_projects(service: ModerationService, caller: Caller, body: dict, _: float) -> dict:
+    projects, token = adapters_of(service).describe_projects(
+        caller.account, body.get("ProjectNames"), body.get("Features"),
+        int(body.get("MaxResults", PAGE_SIZE)), body.get("NextToken"))
+    response: dict = {"ProjectDescriptions": [project_to_wire(p) for p in projects]}
+    if token:
+        response["NextToken"] = token
+    return response
+
+
+def delete_project(service: ModerationService, caller: Caller, body: dict, _: float) -> dict:
+    return {"Status": adapters_of(service).delete_project(caller.account, body["ProjectArn"])}
+
+
+def create_project_version(
+    service: ModerationService, caller: Caller, body: dict, _: float
+) -> dict:
+    output = body["OutputConfig"]
+    if "S3Bucket" not in output:
+        raise InvalidParameterException("OutputConfig.S3Bucket is required for an adapter")
+    testing = body.get("TestingData") or {}
+    threshold = ((body.get("FeatureConfig") or {}).get("ContentModeration") or {}).get(
+        "ConfidenceThreshold")
+    request = VersionRequest(
+        project_arn=body["ProjectArn"],
+        version_name=body["VersionName"],
+        output_bucket=output["S3Bucket"],
+        output_prefix=output.get("S3KeyPrefix", ""),
+        training_manifests=manifest_refs((body.get("TrainingData") or {}).get("Assets"),
+                                         "TrainingData"),
+        testing_manifests=manifest_refs(testing.get("Assets"), "TestingData"),
+        auto_create_testing=bool(testing.get("AutoCreate", False)),
+        confidence_threshold=None if threshold is None else float(threshold),
+        description=body.get("VersionDescription"),
+        tags=dict(body.get("Tags") or {}),
+        kms_key_id=body.get("KmsKeyId"),
+    )
+    arn = adapters_of(service).create_project_version(caller.account, request)
+    return {"ProjectVersionArn": arn}
+
+
+def manifest_refs(assets: list | None, where: str) -> tuple[ObjectRef, ...]:
+    refs = []
+    for position, asset in enumerate(assets or []):
+        s3_object = (asset.get("GroundTruthManifest") or {}).get("S3Object") or {}
+        if "Bucket" not in s3_object or "Name" not in s3_object:
+            raise InvalidParameterException(
+                f"{where}.Assets[{position}].GroundTruthManifest.S3Object needs Bucket and Name")
+        refs.append(ObjectRef(s3_object["Bucket"], s3_object["Name"], s3_object.get("Version")))
+    return tuple(refs)
+
+
+def describe_project_versions(
+    service: ModerationService, caller: Caller, body: dict, _: float
+) -> dict:
+    versions, token = adapters_of(service).describe_project_versions(
+        caller.account, body["ProjectArn"], body.get("VersionNames"),
+        int(body.get("MaxResults", PAGE_SIZE)), body.get("NextToken"))
+    response: dict = {"ProjectVersionDescriptions": [project_version_to_wire(v) for v in versions]}
+    if token:
+        response["NextToken"] = token
+    return response
+
+
+def delete_project_version(
+    service: ModerationService, caller: Caller, body: dict, _: float
+) -> dict:
+    return {"Status": adapters_of(service).delete_project_version(
+        caller.account, body["ProjectVersionArn"])}
+
+
 OPERATIONS: dict[str, Handler] = {
     "StartContentModeration": start_content_moderation,
     "GetContentModeration": get_content_moderation,
     "DetectModerationLabels": detect_moderation_labels,
+    "CreateProject": create_project,
+    "DescribeProjects": describe_projects,
+    "DeleteProject": delete_project,
+    "CreateProjectVersion": create_project_version,
+    "DescribeProjectVersions": describe_project_versions,
+    "DeleteProjectVersion": delete_project_version,
 }

@@ -14,8 +14,10 @@ Knows nothing about HTTP, Ray or PyAV.
 
 from __future__ import annotations
 
+from engine.jobs.adapter_types import ProjectRecord, VersionRecord
 from engine.jobs.types import ImageModeration, ResultPage
 from engine.results.types import ContentType, Detection, ModerationResult
+from engine.storage.base import ObjectRef
 from engine.video.types import VideoMetadata
 
 CONFIDENCE_DIGITS = 4
@@ -113,12 +115,15 @@ def result_page_to_wire(page: ResultPage) -> dict:
 
 
 def image_moderation_to_wire(moderation: ImageModeration) -> dict:
-    """DetectModerationLabels' response."""
-    return {
+    """DetectModerationLabels' response (ProjectVersion echoed when an adapter was used)."""
+    response = {
         "ModerationLabels": [moderation_label_to_wire(label) for label in moderation.labels],
         "ModerationModelVersion": moderation.model_version,
         "ContentTypes": content_types_to_wire(moderation.content_types),
     }
+    if moderation.project_version:
+        response["ProjectVersion"] = moderation.project_version
+    return response
 
 
 # -- reading (for our own clients of the server) --------------------------------------------
@@ -135,3 +140,83 @@ def detection_row(item: dict, segments: bool = False) -> tuple:
     if segments:
         row += tuple(item[column] for column in SEGMENT_COLUMNS)
     return row
+
+
+# -- Custom Moderation adapters -----------------------------------------------------------------
+
+
+def epoch_seconds(milliseconds: int | None) -> float | None:
+    """A DateTime member: JSON 1.1 carries timestamps as epoch seconds."""
+    return None if milliseconds is None else milliseconds / 1000.0
+
+
+def s3_object_to_wire(ref: ObjectRef) -> dict:
+    item = {"Bucket": ref.bucket, "Name": ref.key}
+    if ref.version:
+        item["Version"] = ref.version
+    return item
+
+
+def _assets(refs) -> list[dict]:
+    return [{"GroundTruthManifest": {"S3Object": s3_object_to_wire(ref)}} for ref in refs]
+
+
+def project_to_wire(project: ProjectRecord) -> dict:
+    """A ProjectDescription."""
+    return {
+        "ProjectArn": project.arn,
+        "CreationTimestamp": epoch_seconds(project.created_ms),
+        "Status": project.status,
+        "Datasets": [],
+        "Feature": project.feature,
+        "AutoUpdate": project.auto_update,
+    }
+
+
+def project_version_to_wire(version: VersionRecord) -> dict:
+    """A ProjectVersionDescription."""
+    request = version.request
+    item: dict = {
+        "ProjectVersionArn": version.arn,
+        "CreationTimestamp": epoch_seconds(version.created_ms),
+        "Status": version.status.value,
+    }
+    if version.status_message:
+        item["StatusMessage"] = version.status_message
+    if version.training_end_ms is not None:
+        item["TrainingEndTimestamp"] = epoch_seconds(version.training_end_ms)
+        item["BillableTrainingTimeInSeconds"] = max(
+            0, (version.training_end_ms - version.created_ms) // 1000)
+    output = {"S3Bucket": request.output_bucket}
+    if request.output_prefix:
+        output["S3KeyPrefix"] = request.output_prefix
+    item["OutputConfig"] = output
+    evaluation = version.evaluation
+    training_input = {"Assets": _assets(request.training_manifests)}
+    training = {"Input": training_input}
+    testing_input: dict = {"Assets": _assets(request.testing_manifests)}
+    if request.auto_create_testing:
+        testing_input["AutoCreate"] = True
+    testing: dict = {"Input": testing_input}
+    if evaluation is not None:
+        training["Output"] = {"Assets": _assets(
+            [evaluation.training_manifest] if evaluation.training_manifest
+            else request.training_manifests)}
+        testing["Output"] = {"Assets": _assets(
+            [evaluation.testing_manifest] if evaluation.testing_manifest
+            else request.testing_manifests)}
+        item["EvaluationResult"] = {
+            "F1Score": round(float(evaluation.f1), 6),
+            "Summary": {"S3Object": s3_object_to_wire(evaluation.summary)},
+        }
+    item["TrainingDataResult"] = training
+    item["TestingDataResult"] = testing
+    if request.kms_key_id:
+        item["KmsKeyId"] = request.kms_key_id
+    if request.description:
+        item["VersionDescription"] = request.description
+    item["Feature"] = "CONTENT_MODERATION"
+    item["BaseModelVersion"] = version.base_model_version
+    item["FeatureConfig"] = {"ContentModeration": {
+        "ConfidenceThreshold": version.confidence_threshold}}
+    return item

@@ -21,17 +21,33 @@ from engine.cluster.batching import BatchingQueue
 from engine.cluster.model_loader import ensure_model_available, load_classifier
 from engine.cluster.process_stats import peak_rss_mb
 from engine.config import EngineSettings
-from models.base import ModelInfo, scores_with_content_types
+from models.adapter import (
+    Adapter,
+    AdapterError,
+    adaptable_taxonomy,
+    merge_adapter,
+    model_identity,
+    outputs_and_features,
+)
+from models.base import ModelInfo, check_confidences
 from models.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 
 
 class InferenceActor:
-    """Holds one classifier; `classify` may be called by many tasks at once."""
+    """Holds one classifier; `classify` may be called by many tasks at once.
+
+    Every batch yields labels, content types and frame features together, so a call with an
+    adapter (`classify_adapted`, a file in the data dir loaded on first use and cached until it
+    changes) and a training call (`embed`) share batches with plain `classify` calls.
+    """
 
     def __init__(self, settings: EngineSettings) -> None:
         self._classifier = load_pool_classifier(settings)
+        self._adapters: dict[str, tuple[float, Adapter]] = {}
+        self._score_columns = (len(self._classifier.taxonomy)
+                               + len(self._classifier.info.content_types))
         height, width = self._classifier.info.input_size
         self._queue = BatchingQueue(
             self._run_batch,
@@ -43,13 +59,59 @@ class InferenceActor:
                  self._classifier.info.version)
 
     def _run_batch(self, frames: np.ndarray) -> np.ndarray:
-        return scores_with_content_types(self._classifier, frames)
+        """(N, labels + content types + features): what every kind of call takes its part of."""
+        outputs, features = outputs_and_features(self._classifier, frames)
+        labels = check_confidences(self._classifier.taxonomy, outputs.labels, len(frames))
+        return np.concatenate([labels, np.asarray(outputs.content_types, np.float32),
+                               np.asarray(features, np.float32).reshape(len(frames), -1)], axis=1)
 
     async def classify(self, frames: np.ndarray) -> np.ndarray:
-        return await self._queue.submit(frames)
+        return (await self._queue.submit(frames))[:, : self._score_columns]
+
+    async def embed(self, frames: np.ndarray) -> np.ndarray:
+        """Frame features (N, F) for training an adapter."""
+        return (await self._queue.submit(frames))[:, self._score_columns :]
+
+    async def classify_adapted(self, frames: np.ndarray, adapter_path: str) -> np.ndarray:
+        """Like `classify`, with the adapter's labels merged in: columns are
+        `adapted_taxonomy(adapter_path)`'s labels, then the content types."""
+        rows = await self._queue.submit(frames)
+        adapter = self._adapter(adapter_path)
+        labels = len(self._classifier.taxonomy)
+        _, merged = merge_adapter(
+            adaptable_taxonomy(self._classifier), self._classifier.taxonomy, rows[:, :labels],
+            adapter, adapter.confidences(rows[:, self._score_columns :]))
+        return np.concatenate([merged, rows[:, labels : self._score_columns]], axis=1)
+
+    async def adapted_taxonomy(self, adapter_path: str) -> Taxonomy:
+        from models.adapter import merged_taxonomy
+
+        return merged_taxonomy(adaptable_taxonomy(self._classifier), self._classifier.taxonomy,
+                               self._adapter(adapter_path))[0]
+
+    def _adapter(self, path: str) -> Adapter:
+        """The adapter file at `path`, read once per change of the file."""
+        try:
+            modified = os.stat(path).st_mtime
+        except OSError:
+            raise AdapterError(f"the adapter file {path} is missing") from None
+        cached = self._adapters.get(path)
+        if cached is None or cached[0] != modified:
+            with open(path, "rb") as handle:
+                adapter = Adapter.from_bytes(handle.read())
+            identity = model_identity(self._classifier)
+            if adapter.base_model != identity:
+                raise AdapterError(f"the adapter was trained on {adapter.base_model!r}, "
+                                   f"this pool runs {identity!r}")
+            self._adapters[path] = cached = (modified, adapter)
+        return cached[1]
 
     async def describe(self) -> tuple[Taxonomy, ModelInfo]:
         return self._classifier.taxonomy, self._classifier.info
+
+    async def describe_adaptable(self) -> tuple[Taxonomy, str]:
+        """The whole taxonomy adapters may train on, and the model identity they record."""
+        return adaptable_taxonomy(self._classifier), model_identity(self._classifier)
 
     async def stats(self) -> dict:
         return self._queue.stats.as_dict() | {
@@ -115,6 +177,14 @@ class InferencePool:
         taxonomy, info = ray.get(self.actors[0].describe.remote())
         self.taxonomy: Taxonomy = taxonomy
         self.model_info: ModelInfo = info
+        self._adaptable: tuple[Taxonomy, str] | None = None
+
+    @property
+    def adaptable(self) -> tuple[Taxonomy, str]:
+        """(the taxonomy adapters may train on, the model identity they record)."""
+        if self._adaptable is None:
+            self._adaptable = ray.get(self.actors[0].describe_adaptable.remote())
+        return self._adaptable
 
     def pick(self):
         """The actor a new segment task should send its frames to."""

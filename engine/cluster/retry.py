@@ -28,6 +28,7 @@ from engine.cluster.failures import (
     describe_segment,
 )
 from engine.video.types import Segment, VideoError
+from models.adapter import AdapterError
 from models.base import NoModelInstalledError
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ CLASSIFY_ATTEMPTS = 5
 CLASSIFY_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
 """Waits between classify attempts: about 4 s in all, enough for an actor to restart here."""
 
-DETERMINISTIC_ERRORS = (VideoError, NoModelInstalledError)
+DETERMINISTIC_ERRORS = (VideoError, NoModelInstalledError, AdapterError)
 _ROOT_DEPTH_LIMIT = 16
 
 Result = TypeVar("Result")

@@ -37,7 +37,13 @@ from engine.cluster.retry import (
     root_cause,
 )
 from engine.cluster.segment_task import moderate_segment, probe_remote
-from engine.cluster.types import SegmentOutcome, SegmentTask, segment_decode_request
+from engine.cluster.types import (
+    AdapterTrainingRequest,
+    AdapterTrainingResult,
+    SegmentOutcome,
+    SegmentTask,
+    segment_decode_request,
+)
 from engine.config import EngineSettings
 from engine.video import plan_segments
 from engine.video.timeline import display_name
@@ -116,6 +122,37 @@ class ClusterRunner:
     def model_info(self) -> ModelInfo:
         return self.pool.model_info
 
+    @property
+    def adaptable_taxonomy(self) -> Taxonomy:
+        """Every label an adapter may be trained for (the model's whole taxonomy)."""
+        return self.pool.adaptable[0]
+
+    def taxonomy_for(self, adapter_path: str | None) -> Taxonomy:
+        """The labels, in column order, of scores classified with this adapter (or none)."""
+        if adapter_path is None:
+            return self.taxonomy
+        try:
+            return ray.get(self.pool.pick().adapted_taxonomy.remote(adapter_path))
+        except ray.exceptions.RayError as error:
+            raise _unwrap(error) from error
+
+    def train_adapter(self, request: AdapterTrainingRequest) -> AdapterTrainingResult:
+        """Train an adapter in a Ray task that embeds its images through the shared pool."""
+        from engine.cluster.adapter_training import train_adapter_remote
+        from engine.video.image import ImageLimits
+
+        pool, settings = self.pool, self.settings
+        limits = ImageLimits(settings.max_image_object_bytes, settings.max_image_side_px,
+                             settings.max_image_pixels)
+        task = ray.remote(train_adapter_remote).options(
+            num_cpus=settings.segment_task_cpus, max_retries=SEGMENT_SYSTEM_RETRIES,
+            retry_exceptions=False, name="train_adapter")
+        try:
+            return ray.get(task.remote(request, pool.pick(), tuple(pool.model_info.input_size),
+                                       limits, pool.adaptable[1]))
+        except ray.exceptions.RayError as error:
+            raise _unwrap(error) from error
+
     def inference_stats(self, timeout_s: float) -> list[dict] | None:
         """Each inference actor's batching figures (for metrics), or None while no pool exists:
         asking never starts Ray or builds the pool. Raises ray's GetTimeoutError after
@@ -170,9 +207,10 @@ class ClusterRunner:
     def plan(self, probe: VideoProbe) -> list[Segment]:
         return plan_segments(probe, round(self.settings.segment_length_s * 1000))
 
-    def classify_frames(self, frames: np.ndarray) -> np.ndarray:
+    def classify_frames(self, frames: np.ndarray, adapter_path: str | None = None) -> np.ndarray:
         """Scores (N, labels) of ready-made uint8 frames (N, H, W, 3) at the model's input size,
         from the same inference pool, batched with every running job's frames (images use it).
+        With an adapter the label columns are `taxonomy_for(adapter_path)`'s.
 
         Counted as a run, so `shutdown` waits for it; an actor that dies mid-call is restarted
         and the call re-sent by Ray (the pool's max_task_retries).
@@ -184,6 +222,8 @@ class ClusterRunner:
         try:
             actor = self.pool.pick()
             try:
+                if adapter_path is not None:
+                    return ray.get(actor.classify_adapted.remote(frames, adapter_path))
                 return ray.get(actor.classify.remote(frames))
             except ray.exceptions.RayError as error:
                 raise _unwrap(error) from error
@@ -199,9 +239,10 @@ class ClusterRunner:
         segments: Sequence[Segment],
         on_segment_done: SegmentCallback,
         decode_mode: str | None = None,
+        adapter_path: str | None = None,
     ) -> list[SegmentOutcome]:
         """Run the given segments, calling `on_segment_done(segment, outcome)` in this thread as
-        each finishes.
+        each finishes. With an adapter, outcomes' label columns are `taxonomy_for(adapter_path)`'s.
 
         Returns every SegmentOutcome (scores, node, timings) in completion order.
 
@@ -212,7 +253,8 @@ class ClusterRunner:
             self._active_runs += 1
         try:
             return self._run_segments(
-                source, probe, segments, on_segment_done, decode_mode or self.settings.decode_mode
+                source, probe, segments, on_segment_done, decode_mode or self.settings.decode_mode,
+                adapter_path,
             )
         finally:
             with self._runs_changed:
@@ -220,7 +262,8 @@ class ClusterRunner:
                 self._runs_changed.notify_all()
 
     def _run_segments(
-        self, source, probe, segments, on_segment_done, decode_mode: str
+        self, source, probe, segments, on_segment_done, decode_mode: str,
+        adapter_path: str | None = None,
     ) -> list[SegmentOutcome]:
         pool = self.pool
         settings = self.settings
@@ -247,7 +290,7 @@ class ClusterRunner:
             decode = segment_decode_request(
                 settings, source, probe, segment, pool.model_info.input_size, decode_mode
             )
-            ref = named.remote(SegmentTask(decode, actor, pool.spares_for(actor)))
+            ref = named.remote(SegmentTask(decode, actor, pool.spares_for(actor), adapter_path))
             running[ref] = segment
 
         waiting = list(segments)

@@ -31,7 +31,9 @@ def moderate_segment(task: SegmentTask) -> SegmentOutcome:
         frames = ray.put(batch.frames)  # one copy in the object store, however many attempts
         confidences = np.asarray(
             classify_with_retries(
-                lambda target: ray.get(target.classify.remote(frames)),
+                lambda target: ray.get(
+                    target.classify_adapted.remote(frames, task.adapter_path)
+                    if task.adapter_path else target.classify.remote(frames)),
                 [task.actor, *task.spare_actors],
             ),
             dtype=np.float32,

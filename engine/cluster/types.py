@@ -26,6 +26,8 @@ class SegmentTask:
     decode: SegmentDecodeRequest
     actor: object
     spare_actors: Sequence = ()
+    adapter_path: str | None = None
+    """An adapter file (the job's Custom Moderation adapter) to merge into the scores."""
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,48 @@ def segment_decode_request(
         threads=settings.effective_decode_threads,
         hwaccel=settings.hwaccel,
     )
+
+
+@dataclass(frozen=True)
+class AdapterExample:
+    """One annotated image of an adapter's dataset: its encoded bytes (JPEG or PNG), the
+    adapted labels it shows (none: a negative for every label) and which split it is in."""
+
+    source: str
+    """Where it came from (s3://bucket/key), for messages."""
+    image: bytes = field(repr=False)
+    labels: tuple[str, ...]
+    testing: bool
+
+
+@dataclass(frozen=True)
+class AdapterTrainingRequest:
+    """Train one adapter: a head per label of `labels` ((Name, ParentName) in the model's full
+    taxonomy), calibrated so `confidence_threshold` is the decision on the testing split."""
+
+    labels: tuple[tuple[str, str], ...]
+    examples: tuple[AdapterExample, ...]
+    confidence_threshold: float
+
+
+@dataclass(frozen=True)
+class AdapterLabelResult:
+    name: str
+    true_positives: int
+    false_positives: int
+    false_negatives: int
+    true_negatives: int
+    f1: float
+
+
+@dataclass(frozen=True)
+class AdapterTrainingResult:
+    """A trained adapter (the file's bytes) and its evaluation on the testing split."""
+
+    adapter_file: bytes = field(repr=False)
+    f1: float
+    labels: tuple[AdapterLabelResult, ...]
+    training_images: int
+    training_embeddings: int
+    testing_confidences: tuple[tuple[str, tuple[float, ...]], ...]
+    """(source, confidence per label) of every testing image."""

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.config import EngineSettings
+from engine.jobs.adapter_store import AdapterStore
+from engine.jobs.adapters import AdapterService
 from engine.jobs.executor import JobExecutor, RunnerFactory
 from engine.jobs.service import ModerationService
 from engine.jobs.store import JobStore
@@ -37,11 +39,16 @@ class JobSystem:
     service: ModerationService
     executor: JobExecutor
     store: JobStore
+    adapters: AdapterService | None = None
 
     def start(self) -> None:
         self.executor.start()
+        if self.adapters is not None:
+            self.adapters.start()
 
     def stop(self) -> None:
+        if self.adapters is not None:
+            self.adapters.stop()
         self.executor.stop()
 
 
@@ -71,11 +78,13 @@ def open_job_system(
         load_or_create_secret(settings.data_dir / TOKEN_SECRET_FILE),
         lifetime_s=float(settings.page_token_lifetime_s),
     )
+    adapters = AdapterService(settings, AdapterStore(settings.data_dir / DATABASE_FILE), objects,
+                              tokens, runner=executor.runner)
     service = ModerationService(
         settings, store, objects, tokens, submit_job=executor.submit,
-        shared_runner=executor.runner,
+        shared_runner=executor.runner, adapters=adapters,
     )
-    return JobSystem(service=service, executor=executor, store=store)
+    return JobSystem(service=service, executor=executor, store=store, adapters=adapters)
 
 
 def default_runner_factory(settings: EngineSettings) -> RunnerFactory:
@@ -90,6 +99,7 @@ def default_runner_factory(settings: EngineSettings) -> RunnerFactory:
 
 
 __all__ = [
+    "AdapterService",
     "GetRequest",
     "JobExecutor",
     "JobRecord",

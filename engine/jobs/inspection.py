@@ -64,6 +64,7 @@ def job_details(store: JobStore, job_id: str) -> dict | None:
         "finished": iso_time(job.finished_ms) if job.finished_ms else None,
         "model_version": job.model_version,
         "decode_mode": job.decode_mode,
+        "adapter": job.adapter_arn,
         "request": {
             "video": {"bucket": job.video.bucket, "key": job.video.key,
                       "version": job.video.version},
@@ -139,6 +140,7 @@ def render_details(details: dict) -> str:
         f"Notification:    {channel['sns_topic_arn'] if channel else '-'}",
         f"Model version:   {details['model_version']}",
         f"Decode mode:     {details['decode_mode']}",
+        f"Adapter:         {details.get('adapter') or '-'}",
         (f"Progress:        {details['segments_done']}/{details['segments_total']} segments, "
          f"{details['detections']} detections"),
     ]

@@ -16,8 +16,9 @@ from typing import Protocol
 
 import numpy as np
 
-from engine.cluster import SegmentOutcome
+from engine.cluster import AdapterTrainingRequest, AdapterTrainingResult, SegmentOutcome
 from engine.config import EngineSettings
+from engine.jobs.adapter_store import adapter_file
 from engine.jobs.store import JobStore
 from engine.jobs.types import JobRecord
 from engine.metrics import EngineMetrics
@@ -53,9 +54,18 @@ class SegmentRunner(Protocol):
         segments: Sequence[Segment],
         on_segment_done: Callable[[Segment, SegmentOutcome], None],
         decode_mode: str | None = None,
+        adapter_path: str | None = None,
     ) -> Sequence[SegmentOutcome]: ...
 
-    def classify_frames(self, frames: np.ndarray) -> np.ndarray: ...
+    def classify_frames(self, frames: np.ndarray, adapter_path: str | None = None
+                        ) -> np.ndarray: ...
+
+    def taxonomy_for(self, adapter_path: str | None) -> object: ...
+
+    adaptable_taxonomy: object
+    """Every label an adapter may be trained for."""
+
+    def train_adapter(self, request: AdapterTrainingRequest) -> AdapterTrainingResult: ...
 
     def shutdown(self) -> None: ...
 
@@ -81,10 +91,13 @@ def process_job(
     pending = store.pending_segments(job.job_id)
     if pending:
         log.info("job %s: running %d segment(s)", job.job_id, len(pending))
+        adapter_path = (str(adapter_file(settings.data_dir, job.adapter_arn))
+                        if job.adapter_arn else None)
+        taxonomy = runner.taxonomy_for(adapter_path) if adapter_path else runner.taxonomy
 
         def on_segment_done(segment: Segment, outcome: SegmentOutcome) -> None:
             output = segment_detections(
-                runner.taxonomy, outcome.timestamps_ms, outcome.confidences, job.min_confidence,
+                taxonomy, outcome.timestamps_ms, outcome.confidences, job.min_confidence,
                 runner.model_info.content_types,
             )
             store.save_segment_result(
@@ -93,8 +106,10 @@ def process_job(
             if metrics is not None:
                 metrics.segment_done(len(outcome.timestamps_ms))
 
+        extra = {"adapter_path": adapter_path} if adapter_path else {}
         runner.run_segments(
-            source, probe, pending, on_segment_done=on_segment_done, decode_mode=job.decode_mode
+            source, probe, pending, on_segment_done=on_segment_done, decode_mode=job.decode_mode,
+            **extra,
         )
     missing = store.pending_segments(job.job_id)
     if missing:

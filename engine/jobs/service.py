@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from engine.errors import (
     InvalidImageFormatException,
     VideoTooLargeException,
 )
+from engine.jobs.adapters import AdapterService
 from engine.jobs.pipeline import SegmentRunner
 from engine.jobs.store import JobStore
 from engine.jobs.tokens import PageQuery, PageTokenCodec
@@ -68,13 +70,21 @@ class ModerationService:
         tokens: PageTokenCodec,
         submit_job: Callable[[str], None],
         shared_runner: Callable[[], SegmentRunner] | None = None,
+        adapters: AdapterService | None = None,
     ) -> None:
         self.settings, self.store, self.objects, self.tokens = settings, store, objects, tokens
+        self.adapters = adapters
+        """Custom Moderation projects and versions (engine/jobs/adapters.py)."""
         self._submit_job = submit_job
         self._shared_runner = shared_runner
         self._image_decodes = threading.BoundedSemaphore(settings.max_concurrent_image_decodes)
 
     def start_content_moderation(self, account: str, request: StartRequest) -> str:
+        """Accept a job; the account's video adapter (if it set one) is recorded with it."""
+        adapter = self.adapters.video_adapter(account) if self.adapters is not None else None
+        if adapter is not None:
+            self.adapters.usable_adapter(account, adapter)
+            request = replace(request, adapter_arn=adapter)
         info = self.objects.stat(request.video)
         if info.size_bytes > self.settings.max_object_bytes:
             raise VideoTooLargeException(
@@ -116,10 +126,17 @@ class ModerationService:
         return self.settings.max_image_bytes
 
     def detect_moderation_labels(
-        self, account: str, image: bytes | ObjectRef, min_confidence: float
+        self, account: str, image: bytes | ObjectRef, min_confidence: float,
+        project_version: str | None = None,
     ) -> ImageModeration:
         """One image through the model the video jobs use, labelled by the same rules (threshold,
-        every ancestor as its own entry), most confident first."""
+        every ancestor as its own entry), most confident first. With `project_version` (an
+        adapter of this account) its labels are merged into the model's."""
+        adapter_path = None
+        if project_version is not None:
+            if self.adapters is None:
+                raise InternalServerError("Adapters are not configured on this server")
+            adapter_path = self.adapters.usable_adapter(account, project_version)
         data, max_bytes = self._image_bytes(image)
         if self._shared_runner is None:
             raise InternalServerError("Image moderation is not configured on this server")
@@ -134,15 +151,19 @@ class ModerationService:
             raise InvalidImageFormatException(str(error)) from None
         except ImageTooLargeError as error:
             raise ImageTooLargeException(str(error)) from None
-        scores = runner.classify_frames(frame[np.newaxis])[0]
-        labels = len(runner.taxonomy)
+        if adapter_path is None:
+            scores, taxonomy = runner.classify_frames(frame[np.newaxis])[0], runner.taxonomy
+        else:
+            scores = runner.classify_frames(frame[np.newaxis], adapter_path)[0]
+            taxonomy = runner.taxonomy_for(adapter_path)
+        labels = len(taxonomy)
         content_types = reported_content_types(runner.model_info.content_types, scores[labels:])
         detections = build_detections(
-            runner.taxonomy, [FrameScores(timestamp_ms=0, confidences=scores[:labels])],
+            taxonomy, [FrameScores(timestamp_ms=0, confidences=scores[:labels])],
             min_confidence,
         )
         return ImageModeration(sort_by_confidence(detections), self.settings.model_version,
-                               content_types)
+                               content_types, project_version)
 
     def _image_bytes(self, image: bytes | ObjectRef) -> tuple[bytes, int]:
         """The encoded image and the byte limit that applies to where it came from."""

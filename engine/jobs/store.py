@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import IdempotentParameterMismatchException, LimitExceededException
+from engine.jobs.sqlite import SqliteDatabase
 from engine.jobs.types import (
     ACTIVE_STATES,
     JobRecord,
@@ -55,6 +54,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     metadata_json TEXT,
     model_version TEXT NOT NULL,
     decode_mode TEXT NOT NULL DEFAULT 'accurate',
+    adapter_arn TEXT,
     created_ms INTEGER NOT NULL,
     finished_ms INTEGER,
     expires_ms INTEGER,
@@ -124,13 +124,11 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class JobStore:
+class JobStore(SqliteDatabase):
     """All reads and writes of job state; one SQLite connection per thread."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
+        super().__init__(path)
         self._connection().executescript(_SCHEMA)
         self._add_missing_columns()
 
@@ -142,45 +140,14 @@ class JobStore:
             connection.execute(
                 "ALTER TABLE jobs ADD COLUMN decode_mode TEXT NOT NULL DEFAULT 'accurate'"
             )
+        if "adapter_arn" not in columns:
+            connection.execute("ALTER TABLE jobs ADD COLUMN adapter_arn TEXT")
         for table in ("segment_detections", "results"):
             columns = {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}
             if "content_types" not in columns:
                 connection.execute(
                     f"ALTER TABLE {table} ADD COLUMN content_types TEXT NOT NULL DEFAULT ''"
                 )
-
-    # -- connections -------------------------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(
-                self.path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            connection.row_factory = sqlite3.Row
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=FULL")
-            connection.execute("PRAGMA foreign_keys=ON")
-            self._local.connection = connection
-        return connection
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE takes the write lock up front: read-check-write sequences are atomic."""
-        connection = self._connection()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-
-    def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -227,7 +194,8 @@ class JobStore:
             connection.execute(
                 "INSERT INTO jobs (job_id, account, client_token, fingerprint, bucket, object_key,"
                 " object_version, min_confidence, sns_topic_arn, role_arn, job_tag, state,"
-                " model_version, decode_mode, created_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " model_version, decode_mode, adapter_arn, created_ms)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     job_id,
                     account,
@@ -243,6 +211,7 @@ class JobStore:
                     JobState.SUBMITTED.value,
                     model_version,
                     decode_mode,
+                    request.adapter_arn,
                     now_ms(),
                 ),
             )
@@ -628,4 +597,5 @@ def _job_from_row(row: sqlite3.Row) -> JobRecord:
         status_message=row["status_message"],
         metadata=metadata,
         finished_ms=row["finished_ms"],
+        adapter_arn=row["adapter_arn"],
     )

@@ -70,11 +70,15 @@ class StartRequest:
     client_request_token: str | None = None
     notification_channel: NotificationChannel | None = None
     job_tag: str | None = None
+    adapter_arn: str | None = None
+    """Not a Rekognition parameter: the account's video adapter at Start (engine/jobs/adapters.py)."""
 
     def fingerprint(self) -> str:
         """Canonical text of every parameter except the token, for idempotency comparison."""
         document = asdict(self)
         document.pop("client_request_token")
+        if document["adapter_arn"] is None:  # as before adapters existed: old tokens still match
+            document.pop("adapter_arn")
         return json.dumps(document, sort_keys=True, separators=(",", ":"))
 
 
@@ -109,6 +113,8 @@ class JobRecord:
     status_message: str | None = None
     metadata: VideoMetadata | None = None
     finished_ms: int | None = None
+    adapter_arn: str | None = None
+    """The Custom Moderation adapter the job's frames are scored with, fixed at Start."""
 
 
 @dataclass(frozen=True)
@@ -131,3 +137,5 @@ class ImageModeration:
     model_version: str
     content_types: tuple[ContentType, ...] = ()
     """The image's content types (Illustrated...), most confident first."""
+    project_version: str | None = None
+    """The adapter (project version ARN) merged into the labels, echoed on the wire."""

@@ -62,6 +62,12 @@ class ScriptedRunnerDouble:
         self.release = threading.Event()
         self.release.set()
         """Cleared by a test to hold run_segments (after the first segment) until it is set."""
+        self.adapters_used: list[str | None] = []
+        """The adapter_path of each run_segments call, in order."""
+        self.trainings_started = 0
+        self.release_training = threading.Event()
+        self.release_training.set()
+        """Cleared by a test to hold train_adapter until it is set."""
 
     def probe(self, source: str) -> VideoProbe:
         script = self._script(source)
@@ -90,8 +96,11 @@ class ScriptedRunnerDouble:
     def run_segments(
         self, source: str, probe: VideoProbe, segments: Sequence[Segment],
         on_segment_done: Callable[[Segment, SegmentOutcome], None], decode_mode=None,
+        adapter_path: str | None = None,
     ) -> list[SegmentOutcome]:
+        """With an adapter, each scripted frame's scores are its features (as for images)."""
         self.decode_modes.append(decode_mode)
+        self.adapters_used.append(adapter_path)
         script = self._script(source)
         self.entered.set()
         outcomes = []
@@ -102,17 +111,70 @@ class ScriptedRunnerDouble:
             if script.get("fail"):
                 raise VideoError(script["fail"])
             self.segments_run.append(segment.index)
-            outcomes.append(self._outcome(script, segment))
+            outcome = self._outcome(script, segment)
+            if adapter_path is not None and len(outcome.confidences):
+                from dataclasses import replace
+
+                from models.adapter import merge_adapter
+
+                adapter = self._adapter(adapter_path)
+                merged = merge_adapter(self.taxonomy, self.taxonomy, outcome.confidences,
+                                       adapter, adapter.confidences(outcome.confidences / 100))[1]
+                outcome = replace(outcome, confidences=merged)
+            outcomes.append(outcome)
             on_segment_done(segment, outcomes[-1])
         return outcomes
 
-    def classify_frames(self, frames: np.ndarray) -> np.ndarray:
+    def classify_frames(self, frames: np.ndarray, adapter_path: str | None = None) -> np.ndarray:
         """Images (DetectModerationLabels) are scored by the colour test double: the dominant
-        colour of a frame's top quarter decides its one label (tests/doubles/colour_classifier)."""
-        from tests.doubles.colour_classifier import ColourTestDoubleClassifier
+        colour of a frame's top quarter decides its one label (tests/doubles/colour_classifier).
+        An adapter is merged in as the inference actors do it (models/adapter.py), over the
+        double's features (its label confidences / 100)."""
+        from models.adapter import merge_adapter, outputs_and_features
 
         self.frames_classified.append(np.array(frames, copy=True))
-        return ColourTestDoubleClassifier().classify(frames)
+        classifier = self._classifier()
+        outputs, features = outputs_and_features(classifier, frames)
+        if adapter_path is None:
+            return outputs.labels
+        adapter = self._adapter(adapter_path)
+        return merge_adapter(self.taxonomy, self.taxonomy, outputs.labels, adapter,
+                             adapter.confidences(features))[1]
+
+    @property
+    def adaptable_taxonomy(self):
+        return self.taxonomy
+
+    def taxonomy_for(self, adapter_path: str | None):
+        from models.adapter import merged_taxonomy
+
+        if adapter_path is None:
+            return self.taxonomy
+        return merged_taxonomy(self.taxonomy, self.taxonomy, self._adapter(adapter_path))[0]
+
+    def train_adapter(self, request):
+        """Trains in this thread (no Ray) with the engine's own training code."""
+        from engine.cluster.adapter_training import train_adapter
+        from engine.video.image import ImageLimits
+        from models.adapter import model_identity, outputs_and_features
+
+        classifier = self._classifier()
+        self.trainings_started += 1
+        self.release_training.wait()
+        return train_adapter(request, lambda frames: outputs_and_features(classifier, frames)[1],
+                             self.model_info.input_size, ImageLimits(10**8, 10**4, 10**8),
+                             model_identity(classifier))
+
+    @staticmethod
+    def _classifier():
+        from tests.doubles.colour_classifier import ColourTestDoubleClassifier
+
+        return ColourTestDoubleClassifier()
+
+    def _adapter(self, path: str):
+        from models.adapter import Adapter
+
+        return Adapter.from_bytes(Path(path).read_bytes())
 
     def shutdown(self) -> None:
         self.shut_down = True

@@ -207,13 +207,6 @@ def test_a_body_too_large_for_any_image_is_refused_before_it_is_read(scripted):
             },
             id="human-loop",
         ),
-        pytest.param(
-            {
-                "Image": {"Bytes": b"x"},
-                "ProjectVersion": "arn:aws:rekognition:us-east-1:123456789012:project/p/version/v/1",
-            },
-            id="adapter",
-        ),
     ],
 )
 def test_malformed_requests_are_invalid_parameter(scripted, members):

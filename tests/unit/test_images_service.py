@@ -19,6 +19,7 @@ from engine.errors import (
     InvalidParameterException,
     InvalidS3ObjectException,
     ProvisionedThroughputExceededException,
+    ResourceNotFoundException,
 )
 from engine.storage.base import ObjectRef
 from tests.doubles.colour_classifier import COLOUR_LABELS
@@ -129,17 +130,20 @@ def test_image_of_decodes_bytes_and_names_objects():
     assert ref == ObjectRef("abc", "a.jpg", "7")
 
 
-@pytest.mark.parametrize(
-    "member",
-    [
-        {"HumanLoopConfig": {"HumanLoopName": "loop", "FlowDefinitionArn": "arn:x"}},
-        {"ProjectVersion": "arn:aws:rekognition:us-east-1:123456789012:project/p/version/v/1"},
-    ],
-)
-def test_human_review_and_adapters_are_refused_clearly(jobs, member):
+def test_human_review_is_refused_clearly(jobs):
     system, runner, _ = jobs
-    body = {"Image": {"Bytes": base64.b64encode(png_of("red")).decode()}, **member}
+    body = {"Image": {"Bytes": base64.b64encode(png_of("red")).decode()},
+            "HumanLoopConfig": {"HumanLoopName": "loop", "FlowDefinitionArn": "arn:x"}}
     with pytest.raises(InvalidParameterException, match="not supported"):
+        DETECT(system.service, caller(), body, 50.0)
+    assert runner.frames_classified == []
+
+
+def test_an_unknown_adapter_is_not_found_before_any_frame_is_classified(jobs):
+    system, runner, _ = jobs
+    body = {"Image": {"Bytes": base64.b64encode(png_of("red")).decode()},
+            "ProjectVersion": "arn:aws:rekognition:us-east-1:123456789012:project/p/version/v/1"}
+    with pytest.raises(ResourceNotFoundException, match="does not exist"):
         DETECT(system.service, caller(), body, 50.0)
     assert runner.frames_classified == []
 
