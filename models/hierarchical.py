@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.backbones.layers import frames_to_pixels
 from models.adapter import probability_features
+from models.backbones.layers import frames_to_pixels
 from models.base import FrameOutputs, ModelInfo, check_confidences
 from models.evidence import EvidenceHead
 
