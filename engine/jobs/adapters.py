@@ -19,8 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import queue
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,13 +44,13 @@ from engine.jobs.adapter_types import (
 from engine.jobs.pipeline import SegmentRunner
 from engine.jobs.store import now_ms
 from engine.jobs.tokens import PageQuery, PageTokenCodec
+from engine.jobs.workers import WorkerPool
 from engine.storage.base import ObjectRef, ObjectStore
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIDENCE_THRESHOLD = 50.0
 MAX_TRAINING_ATTEMPTS = 3
-_STOP = object()
 
 
 def usable_version(store: AdapterStore, account: str, arn: str) -> VersionRecord:
@@ -92,33 +90,22 @@ class AdapterService:
                  tokens: PageTokenCodec, runner: Callable[[], SegmentRunner] | None) -> None:
         self.settings, self.store, self.objects, self.tokens = settings, store, objects, tokens
         self._runner = runner
-        self._queue: queue.Queue = queue.Queue()
-        self._threads: list[threading.Thread] = []
-        self._idle = threading.Condition()
-        self._busy = 0
+        self._trainings = WorkerPool(self.train, "adapter-training")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the training threads and resume every version a stopped server left training."""
-        for number in range(self.settings.max_concurrent_trainings):
-            thread = threading.Thread(target=self._work, name=f"adapter-training-{number}",
-                                      daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._trainings.start(self.settings.max_concurrent_trainings)
         for version in self.store.versions_in_progress():
             log.info("resuming the training of %s", version.arn)
-            self._queue.put(version.arn)
+            self._trainings.put(version.arn)
 
     def stop(self) -> None:
-        for _ in self._threads:
-            self._queue.put(_STOP)
-        self._threads = []
+        self._trainings.stop()
 
     def wait_idle(self, timeout_s: float) -> bool:
-        with self._idle:
-            return self._idle.wait_for(lambda: self._busy == 0 and self._queue.empty(),
-                                       timeout=timeout_s)
+        return self._trainings.wait_idle(timeout_s)
 
     # -- projects ----------------------------------------------------------------------------
 
@@ -183,7 +170,7 @@ class AdapterService:
         self.store.create_version(version, self.settings.max_concurrent_trainings)
         log.info("training %s on %d training and %d testing images", version.arn,
                  len(training), len(testing))
-        self._queue.put(version.arn)
+        self._trainings.put(version.arn)
         return version.arn
 
     def _checked_data(self, request: VersionRequest
@@ -255,22 +242,6 @@ class AdapterService:
         if self._runner is None:
             raise InternalServerError("Adapters are not configured on this server")
         return self._runner()
-
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            with self._idle:
-                self._busy += 1
-            try:
-                self.train(item)
-            except Exception:  # a training thread must outlive any bug in one training
-                log.exception("adapter training of %s failed unexpectedly", item)
-            finally:
-                with self._idle:
-                    self._busy -= 1
-                    self._idle.notify_all()
 
     def train(self, arn: str) -> VersionRecord | None:
         """Train one version to TRAINING_COMPLETED or TRAINING_FAILED (with a message)."""

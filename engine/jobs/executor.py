@@ -10,7 +10,6 @@ and queued jobs are not started. One executor never runs the same job in two thr
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable
 
@@ -20,6 +19,7 @@ from engine.config import EngineSettings
 from engine.jobs.pipeline import SegmentRunner, process_job
 from engine.jobs.store import JobStore, now_ms
 from engine.jobs.types import JobRecord, JobState
+from engine.jobs.workers import WorkerPool
 from engine.metrics import EngineMetrics
 from engine.notify import CompletionNotifier, completion_message
 from engine.storage.base import ObjectStore
@@ -27,7 +27,6 @@ from engine.storage.base import ObjectStore
 log = logging.getLogger(__name__)
 
 RunnerFactory = Callable[[], SegmentRunner]
-_STOP = object()
 
 
 class JobExecutor:
@@ -51,36 +50,29 @@ class JobExecutor:
         self._runner: SegmentRunner | None = None
         self._runner_lock = threading.Lock()
         self.notifier = notifier
-        self._queue: queue.Queue = queue.Queue()
-        self._threads: list[threading.Thread] = []
+        self._workers = WorkerPool(self._handle, "job-worker")
         self._worker_count = worker_count or max(1, settings.max_concurrent_jobs)
-        self._idle = threading.Condition()
-        self._busy = 0
         self._stopping = threading.Event()
         self._claimed: set[str] = set()
         self._claims_lock = threading.Lock()
 
     def start(self) -> None:
         """Start the workers, then re-queue unfinished jobs and undelivered notifications."""
-        for number in range(self._worker_count):
-            thread = threading.Thread(target=self._work, name=f"job-worker-{number}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._workers.start(self._worker_count)
         for job_id in self.store.jobs_pending_notification():
-            self._queue.put(("notify", job_id))
+            self._workers.put(("notify", job_id))
         for job_id in self.store.active_job_ids():
             log.info("resuming job %s", job_id)
             self.submit(job_id)
 
     def submit(self, job_id: str) -> None:
-        self._queue.put(("run", job_id))
+        self._workers.put(("run", job_id))
 
     def stop(self) -> None:
         """Stop taking jobs, interrupt running ones (they stay RUNNING and resume at the next
         start), and shut the runner down, which stops the Ray it started."""
         self._stopping.set()
-        for _ in self._threads:
-            self._queue.put(_STOP)
+        self._workers.stop()
         with self._runner_lock:
             if self._runner is not None:
                 try:
@@ -92,7 +84,7 @@ class JobExecutor:
         """(alive, expected) job threads; expected is 0 before start() and after stop()."""
         if self._stopping.is_set():
             return 0, 0
-        return sum(thread.is_alive() for thread in self._threads), len(self._threads)
+        return self._workers.alive()
 
     def inference_stats(self, timeout_s: float) -> list[dict] | None:
         """The runner's inference-actor figures for metrics; None while no runner exists (a
@@ -102,33 +94,17 @@ class JobExecutor:
 
     def wait_idle(self, timeout_s: float) -> bool:
         """For tests and the demo: block until no job is queued or running."""
-        with self._idle:
-            return self._idle.wait_for(
-                lambda: self._busy == 0 and self._queue.empty(), timeout=timeout_s
-            )
+        return self._workers.wait_idle(timeout_s)
 
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            with self._idle:
-                self._busy += 1
-            try:
-                kind, job_id = item
-                if kind == "run" and self._stopping.is_set():
-                    log.info("not starting job %s: the server is stopping", job_id)
-                elif kind == "run":
-                    self.run_job(job_id)
-                else:
-                    with logs.bound(logs.job_id, job_id):
-                        self.notify(job_id)
-            except Exception:  # a worker thread must outlive any bug in one job
-                log.exception("job worker failed on %s", item)
-            finally:
-                with self._idle:
-                    self._busy -= 1
-                    self._idle.notify_all()
+    def _handle(self, item) -> None:
+        kind, job_id = item
+        if kind == "run" and self._stopping.is_set():
+            log.info("not starting job %s: the server is stopping", job_id)
+        elif kind == "run":
+            self.run_job(job_id)
+        else:
+            with logs.bound(logs.job_id, job_id):
+                self.notify(job_id)
 
     def runner(self) -> SegmentRunner:
         """The shared runner, built and connected once under a lock.

@@ -36,7 +36,16 @@ from engine.video.types import Segment, VideoMetadata
 AGGREGATION_CODES = {"TIMESTAMPS": "T", "SEGMENTS": "S"}
 SORT_COLUMNS = {"TIMESTAMP": "pos_time", "NAME": "pos_name"}
 
-_SCHEMA = """
+# The columns of one detection, in segment rows and result rows alike (see _label_columns).
+_DETECTION_COLUMNS = """\
+    timestamp_ms INTEGER NOT NULL,
+    label_index INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    parent_name TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    confidence REAL NOT NULL,
+"""
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
     job_id TEXT PRIMARY KEY,
     account TEXT NOT NULL,
@@ -76,13 +85,7 @@ CREATE TABLE IF NOT EXISTS segments (
 CREATE TABLE IF NOT EXISTS segment_detections (
     job_id TEXT NOT NULL,
     seg_index INTEGER NOT NULL,
-    timestamp_ms INTEGER NOT NULL,
-    label_index INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    parent_name TEXT NOT NULL,
-    level INTEGER NOT NULL,
-    confidence REAL NOT NULL,
-    content_types TEXT NOT NULL DEFAULT ''
+{_DETECTION_COLUMNS}    content_types TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS segment_detections_by_job ON segment_detections(job_id, seg_index);
 CREATE TABLE IF NOT EXISTS results (
@@ -90,13 +93,7 @@ CREATE TABLE IF NOT EXISTS results (
     aggregation TEXT NOT NULL,
     pos_time INTEGER NOT NULL,
     pos_name INTEGER NOT NULL,
-    timestamp_ms INTEGER NOT NULL,
-    label_index INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    parent_name TEXT NOT NULL,
-    level INTEGER NOT NULL,
-    confidence REAL NOT NULL,
-    start_ms INTEGER,
+{_DETECTION_COLUMNS}    start_ms INTEGER,
     end_ms INTEGER,
     content_types TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (job_id, aggregation, pos_time)

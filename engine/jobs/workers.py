@@ -1,0 +1,71 @@
+"""A fixed set of daemon threads working through one queue: the job executor's workers and the
+adapter trainings share it.
+
+An item that raises is logged and the thread goes on, so one bad job or training never costs
+a worker. `wait_idle` tells tests and the demo when nothing is queued or running.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class WorkerPool:
+    """`count` threads named `name-N`, each handing the next queued item to `handle`."""
+
+    def __init__(self, handle: Callable[[object], None], name: str) -> None:
+        self._handle = handle
+        self._name = name
+        self._queue: queue.Queue = queue.Queue()
+        self._threads: list[threading.Thread] = []
+        self._idle = threading.Condition()
+        self._busy = 0
+
+    def start(self, count: int) -> None:
+        for number in range(count):
+            thread = threading.Thread(target=self._work, name=f"{self._name}-{number}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def put(self, item: object) -> None:
+        self._queue.put(item)
+
+    def stop(self) -> None:
+        """Each thread ends after the item it is on; queued items stay unhandled."""
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        self._threads = []
+
+    def alive(self) -> tuple[int, int]:
+        """(alive, started) threads."""
+        return sum(thread.is_alive() for thread in self._threads), len(self._threads)
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Block until no item is queued or being handled; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0 and self._queue.empty(),
+                                       timeout=timeout_s)
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            with self._idle:
+                self._busy += 1
+            try:
+                self._handle(item)
+            except Exception:  # a worker thread must outlive any bug in one item
+                log.exception("%s worker failed on %s", self._name, item)
+            finally:
+                with self._idle:
+                    self._busy -= 1
+                    self._idle.notify_all()
