@@ -75,12 +75,9 @@ class AdapterStore(SqliteDatabase):
 
     def create_project(self, project: ProjectRecord) -> None:
         with self._transaction() as connection:
-            taken = connection.execute(
-                "SELECT project_arn FROM projects WHERE account = ? AND name = ?",
-                (project.account, project.name)).fetchone()
-            if taken is not None:
-                raise ResourceInUseException(
-                    f"A project named {project.name!r} exists already: {taken['project_arn']}")
+            _refuse_taken(connection, "project", "SELECT project_arn AS arn FROM projects"
+                          " WHERE account = ? AND name = ?", (project.account, project.name),
+                          project.name)
             connection.execute(
                 "INSERT INTO projects (project_arn, account, name, feature, auto_update,"
                 " created_ms) VALUES (?,?,?,?,?,?)",
@@ -88,10 +85,13 @@ class AdapterStore(SqliteDatabase):
                  project.auto_update, project.created_ms))
 
     def get_project(self, account: str, arn: str) -> ProjectRecord | None:
-        row = self._connection().execute(
-            "SELECT * FROM projects WHERE project_arn = ? AND account = ?", (arn, account)
-        ).fetchone()
-        return None if row is None else _project(row)
+        return self._one(_project, "SELECT * FROM projects WHERE project_arn = ? AND account = ?",
+                         (arn, account))
+
+    def _one(self, record, query: str, parameters: tuple):
+        """The record of the one row `query` finds, or None."""
+        row = self._connection().execute(query, parameters).fetchone()
+        return None if row is None else record(row)
 
     def list_projects(self, account: str) -> list[ProjectRecord]:
         rows = self._connection().execute(
@@ -115,12 +115,9 @@ class AdapterStore(SqliteDatabase):
 
     def create_version(self, version: VersionRecord, max_in_progress: int) -> None:
         with self._transaction() as connection:
-            taken = connection.execute(
-                "SELECT version_arn FROM project_versions WHERE project_arn = ? AND name = ?",
-                (version.project_arn, version.name)).fetchone()
-            if taken is not None:
-                raise ResourceInUseException(
-                    f"A version named {version.name!r} exists already: {taken['version_arn']}")
+            _refuse_taken(connection, "version", "SELECT version_arn AS arn FROM project_versions"
+                          " WHERE project_arn = ? AND name = ?",
+                          (version.project_arn, version.name), version.name)
             training = connection.execute(
                 "SELECT COUNT(*) FROM project_versions WHERE account = ? AND status = ?",
                 (version.account, VersionStatus.TRAINING_IN_PROGRESS.value)).fetchone()[0]
@@ -137,10 +134,8 @@ class AdapterStore(SqliteDatabase):
                  version.base_model_version, version.created_ms))
 
     def get_version(self, account: str, arn: str) -> VersionRecord | None:
-        row = self._connection().execute(
-            "SELECT * FROM project_versions WHERE version_arn = ? AND account = ?", (arn, account)
-        ).fetchone()
-        return None if row is None else _version(row)
+        return self._one(_version, "SELECT * FROM project_versions"
+                         " WHERE version_arn = ? AND account = ?", (arn, account))
 
     def version_by_arn(self, arn: str) -> VersionRecord | None:
         """For the trainer only (it acts for the account that created the version)."""
@@ -230,3 +225,10 @@ def _version(row: sqlite3.Row) -> VersionRecord:
         training_end_ms=row["training_end_ms"],
         evaluation=Evaluation.from_json(row["evaluation_json"]) if row["evaluation_json"] else None,
         base_model_version=row["base_model_version"], attempts=row["attempts"])
+
+
+def _refuse_taken(connection, kind: str, query: str, parameters: tuple, name: str) -> None:
+    """ResourceInUseException when `query` (selecting `arn`) finds a {kind} of that name."""
+    taken = connection.execute(query, parameters).fetchone()
+    if taken is not None:
+        raise ResourceInUseException(f"A {kind} named {name!r} exists already: {taken['arn']}")

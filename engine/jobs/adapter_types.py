@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from typing import ClassVar
 
 from engine.storage.base import ObjectRef
 
@@ -23,6 +24,27 @@ class VersionStatus(str, Enum):
     TRAINING_FAILED = "TRAINING_FAILED"
 
 
+class StoredAsJson:
+    """A dataclass kept in one JSON text column of the store; its ObjectRef fields (named in
+    REF_FIELDS, or REF_TUPLE_FIELDS for tuples of them) come back as ObjectRefs."""
+
+    REF_FIELDS: ClassVar[tuple[str, ...]] = ()
+    REF_TUPLE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str):
+        document = json.loads(text)
+        for name in cls.REF_TUPLE_FIELDS:
+            document[name] = tuple(ObjectRef(**ref) for ref in document[name])
+        for name in cls.REF_FIELDS:
+            if document.get(name) is not None:
+                document[name] = ObjectRef(**document[name])
+        return cls(**document)
+
+
 @dataclass(frozen=True)
 class ProjectRecord:
     arn: str
@@ -35,8 +57,10 @@ class ProjectRecord:
 
 
 @dataclass(frozen=True)
-class VersionRequest:
+class VersionRequest(StoredAsJson):
     """CreateProjectVersion, parsed and validated against the contract (not yet the data)."""
+
+    REF_TUPLE_FIELDS: ClassVar[tuple[str, ...]] = ("training_manifests", "testing_manifests")
 
     project_arn: str
     version_name: str
@@ -50,20 +74,12 @@ class VersionRequest:
     tags: dict = field(default_factory=dict)
     kms_key_id: str | None = None
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> VersionRequest:
-        document = json.loads(text)
-        for name in ("training_manifests", "testing_manifests"):
-            document[name] = tuple(ObjectRef(**ref) for ref in document[name])
-        return cls(**document)
-
 
 @dataclass(frozen=True)
-class Evaluation:
+class Evaluation(StoredAsJson):
     """What a finished training measured on its testing split, and where it wrote it."""
+
+    REF_FIELDS: ClassVar[tuple[str, ...]] = ("summary", "testing_manifest", "training_manifest")
 
     f1: float
     summary: ObjectRef
@@ -71,17 +87,6 @@ class Evaluation:
     """The testing split written to the output location (when TestingData.AutoCreate)."""
     training_manifest: ObjectRef | None = None
     """The training split actually trained on (AutoCreate removes the testing share)."""
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> Evaluation:
-        document = json.loads(text)
-        for name in ("summary", "testing_manifest", "training_manifest"):
-            if document.get(name) is not None:
-                document[name] = ObjectRef(**document[name])
-        return cls(**document)
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class VersionRecord:
     created_ms: int
     request: VersionRequest
     confidence_threshold: float
+    """FeatureConfig.ContentModeration.ConfidenceThreshold, or DEFAULT_CONFIDENCE_THRESHOLD."""
     status_message: str | None = None
     training_end_ms: int | None = None
     evaluation: Evaluation | None = None
@@ -110,5 +116,7 @@ class ManifestEntry:
 
     image: ObjectRef
     labels: tuple[str, ...]
+    """The annotation's moderation label names; empty for a safe image."""
     manifest: ObjectRef
     line: int
+    """1-based line of the manifest, for the error messages that point at it."""

@@ -33,6 +33,7 @@ class ContentType:
 
     name: str
     confidence: float
+    """0..100, like a label's."""
 
 
 @dataclass(frozen=True)
