@@ -97,15 +97,18 @@ class VersionRecord:
     account: str
     project_arn: str
     name: str
+    """VersionName: unique within its project."""
     status: VersionStatus
     created_ms: int
     request: VersionRequest
     confidence_threshold: float
     """FeatureConfig.ContentModeration.ConfidenceThreshold, or DEFAULT_CONFIDENCE_THRESHOLD."""
     status_message: str | None = None
+    """Why the training failed (TRAINING_FAILED only)."""
     training_end_ms: int | None = None
     evaluation: Evaluation | None = None
     base_model_version: str = ""
+    """The ModerationModelVersion whose frozen model the adapter was trained on."""
     attempts: int = 0
     """Trainings started (a restart in flight starts another, up to a limit)."""
 
