@@ -172,6 +172,12 @@ class EvidenceHead:
         self.evidence_map = evidence_map
         self.taxonomy = evidence_map.taxonomy
         self.enabled_sources = frozenset(enabled_sources)
+        # The content types some enabled source gives evidence for, in map order (fixed for
+        # the head's life: worked out once, not per batch).
+        self._content_type_entries = tuple(
+            entry for entry in evidence_map.content_types
+            if any(term.source in self.enabled_sources for term in entry.terms))
+        self.content_type_names = tuple(entry.name for entry in self._content_type_entries)
 
     def _calibrated(self, probabilities: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         sources = self.evidence_map.sources
@@ -210,18 +216,11 @@ class EvidenceHead:
                 if any(term.source in self.enabled_sources for term in entry.terms)]
         return self.taxonomy.with_ancestors(seen)
 
-    @property
-    def content_type_names(self) -> tuple[str, ...]:
-        """The content types some enabled source gives evidence for, in map order."""
-        return tuple(entry.name for entry in self.evidence_map.content_types
-                     if any(term.source in self.enabled_sources for term in entry.terms))
-
     def content_types(self, probabilities: dict[str, np.ndarray], batch_size: int) -> np.ndarray:
         """Confidence 0..100 per frame of each of `content_type_names`: (N, C)."""
         calibrated = self._calibrated(probabilities)
         columns = [self._combined(calibrated, entry.terms, entry.combine)
-                   for entry in self.evidence_map.content_types
-                   if entry.name in self.content_type_names]
+                   for entry in self._content_type_entries]
         if not columns:
             return np.zeros((batch_size, 0), dtype=np.float32)
         return np.clip(np.stack(columns, axis=1), 0.0, 1.0).astype(np.float32) * np.float32(100)

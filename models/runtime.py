@@ -100,11 +100,6 @@ def resolve_device(device: str | None) -> torch.device:
     return resolved
 
 
-def cpu_has_fast_bf16(cpuinfo: Path | None = None) -> bool:
-    """True when the CPU flags list AMX-BF16 (Linux; False where unknown)."""
-    return CpuFeatures.read(cpuinfo).fast_bf16
-
-
 def resolve_precision(precision: str, device: torch.device,
                       cpu: CpuFeatures | None = None) -> str:
     """'auto' | 'fp32' | 'bf16' -> 'fp32' or 'bf16' for `device`.

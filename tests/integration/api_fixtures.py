@@ -70,6 +70,18 @@ def server_keys(endpoint_url: str) -> tuple[str, str]:
     return key.access_key_id, key.secret_access_key
 
 
+def write_account_keys(path: Path, keys: tuple[str, str], account: str,
+                       profile: str = "other") -> Path:
+    """A credentials file with one more profile: `keys` acting for `account` (for the tests of
+    what another account may and may not see)."""
+    path.write_text(
+        f"[{profile}]\n"
+        f"aws_access_key_id = {keys[0]}\naws_secret_access_key = {keys[1]}\n"
+        f"modengine_account = {account}\n"
+    )
+    return path
+
+
 def rekognition_client(endpoint_url: str, config=None, keys: tuple[str, str] | None = None):
     """A boto3 client signing with the server's generated [default] key; no retries."""
     from botocore.config import Config

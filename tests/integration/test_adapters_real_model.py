@@ -96,7 +96,7 @@ def trained(tmp_path_factory, ray_session):
     training_manifest, _ = store_images(data_dir, "train", dataset(1, 12, 2))
     testing_manifest, testing = store_images(data_dir, "test", dataset(2, 6, 1))
     _, held_out = store_images(data_dir, "held-out", dataset(3, 10, 2))
-    app, jobs = build_server_app(settings, runner_factory=default_runner_factory(settings))
+    app, _jobs = build_server_app(settings, runner_factory=default_runner_factory(settings))
     with in_process_server(app) as url:
         client = rekognition_client(url)
         project = client.create_project(ProjectName="hate-symbols", Feature="CONTENT_MODERATION",

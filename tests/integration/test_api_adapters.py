@@ -20,7 +20,7 @@ from botocore.config import Config
 from PIL import Image
 
 from engine.api.settings import ApiSettings
-from tests.integration.api_fixtures import rekognition_client, scripted_server
+from tests.integration.api_fixtures import rekognition_client, scripted_server, write_account_keys
 
 pytestmark = pytest.mark.integration
 
@@ -50,11 +50,7 @@ def line(bucket: str, key: str, labels: list[str]) -> str:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("adapters-api")
-    more_keys = data_dir / "more-keys"
-    more_keys.write_text(
-        "[other]\n"
-        f"aws_access_key_id = {OTHER_ACCOUNT[0]}\naws_secret_access_key = {OTHER_ACCOUNT[1]}\n"
-        "modengine_account = 210987654321\n")
+    more_keys = write_account_keys(data_dir / "more-keys", OTHER_ACCOUNT, "210987654321")
     images = data_dir / "objects" / "data"
     images.mkdir(parents=True)
     lines = []
@@ -67,7 +63,7 @@ def api(tmp_path_factory):
         lines.append(line("data", f"neg{number}.png", []))
     (images / "train.manifest").write_text("\n".join(lines) + "\n")
     with scripted_server(data_dir, ApiSettings(extra_credentials_file=more_keys)) as (
-            url, jobs, settings):
+            url, jobs, _settings):
         yield url, jobs, data_dir
 
 
@@ -140,7 +136,7 @@ def write_manifest(data_dir, name: str, text: str) -> str:
 
 def test_each_data_problem_answers_its_typed_error(api):
     client, _ = clients(api)
-    _, jobs, data_dir = api
+    _, _jobs, data_dir = api
     arn = new_project(client, "bad-data")
     good = (data_dir / "objects" / "data" / "train.manifest").read_text()
     (data_dir / "objects" / "data" / "notes.png").write_text("not a picture")
@@ -166,7 +162,7 @@ def test_each_data_problem_answers_its_typed_error(api):
 
 def test_an_adapter_trains_evaluates_and_labels_images(api):
     client, _ = clients(api)
-    _, jobs, data_dir = api
+    _, _jobs, data_dir = api
     project = new_project(client, "hate-symbols")
     version = create_version(client, project, "v1", VersionDescription="red tops",
                              FeatureConfig={"ContentModeration": {"ConfidenceThreshold": 60.0}})
@@ -292,7 +288,7 @@ def test_an_accounts_video_jobs_use_its_adapter_recorded_at_start(api):
     from tests.integration.api_fixtures import wait_for_job
 
     client, other = clients(api)
-    _, jobs, data_dir = api
+    _, _jobs, data_dir = api
     project = new_project(client, "video")
     version = create_version(client, project, "v1")
     assert wait_trained(client, project, version)["Status"] == "TRAINING_COMPLETED"

@@ -20,7 +20,13 @@ from botocore.exceptions import ClientError
 from engine.api.keys import read_default_key
 from engine.api.settings import ApiSettings
 from tests.doubles.scripted_runner import write_script
-from tests.integration.api_fixtures import REPO_ROOT, free_port, rekognition_client, scripted_server
+from tests.integration.api_fixtures import (
+    REPO_ROOT,
+    free_port,
+    rekognition_client,
+    scripted_server,
+    write_account_keys,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +38,7 @@ OTHER_ACCOUNT = ("AKIAOTHERACCOUNT0001", "other-account-secret-0123456789")
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("auth-api")
-    more_keys = data_dir / "more-keys"
-    more_keys.write_text(
-        "[other]\n"
-        f"aws_access_key_id = {OTHER_ACCOUNT[0]}\naws_secret_access_key = {OTHER_ACCOUNT[1]}\n"
-        "modengine_account = 210987654321\n"
-    )
+    more_keys = write_account_keys(data_dir / "more-keys", OTHER_ACCOUNT, "210987654321")
     api_settings = ApiSettings(
         extra_credentials_file=more_keys, get_rate_per_s=1000, get_burst=1000
     )

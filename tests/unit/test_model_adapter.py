@@ -80,11 +80,11 @@ def test_an_adapted_label_replaces_caps_its_children_and_lifts_or_lowers_its_par
 def test_an_adapter_widens_a_restricted_taxonomy_with_its_labels_and_their_ancestors():
     covered = FULL.with_ancestors([index(FULL, "Weapons", "Violence")])
     base = FULL.restricted_to(covered)
-    taxonomy, columns = merged_taxonomy(FULL, base, adapter_for(("Smoking", "Drugs & Tobacco Paraphernalia & Use")))
+    taxonomy, _columns = merged_taxonomy(FULL, base, adapter_for(("Smoking", "Drugs & Tobacco Paraphernalia & Use")))
     assert taxonomy.names() == ["Violence", "Weapons", "Drugs & Tobacco",
                                 "Drugs & Tobacco Paraphernalia & Use", "Smoking"]
     scores = np.array([[70.0, 70.0]], np.float32)
-    widened, merged = merge_adapter(FULL, base, scores, adapter_for(
+    _widened, merged = merge_adapter(FULL, base, scores, adapter_for(
         ("Smoking", "Drugs & Tobacco Paraphernalia & Use")), np.array([[88.0]]))
     assert merged.tolist() == [[70.0, 70.0, 88.0, 88.0, 88.0]]
     with pytest.raises(AdapterError, match="not in taxonomy"):
