@@ -100,7 +100,9 @@ class VersionRecord:
     """VersionName: unique within its project."""
     status: VersionStatus
     created_ms: int
+    """CreationTimestamp, epoch milliseconds."""
     request: VersionRequest
+    """The CreateProjectVersion request as accepted, replayed when a training restarts."""
     confidence_threshold: float
     """FeatureConfig.ContentModeration.ConfidenceThreshold, or DEFAULT_CONFIDENCE_THRESHOLD."""
     status_message: str | None = None

@@ -10,6 +10,7 @@ them, nothing here knows the wire's PascalCase names).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -27,11 +28,15 @@ CONTENT_TYPE_MIN_CONFIDENCE = 50.0
 up, whatever the request's MinConfidence (which applies to labels, as Rekognition documents)."""
 
 
+ContentTypeName = Literal["Animated", "Illustrated"]
+"""The ContentType names Rekognition reports for moderation (evidence_v7.json maps them)."""
+
+
 @dataclass(frozen=True)
 class ContentType:
-    """One Rekognition ContentType of a frame: Name ("Animated" | "Illustrated"), Confidence."""
+    """One Rekognition ContentType of a frame: its Name and Confidence."""
 
-    name: str
+    name: ContentTypeName
     confidence: float
     """0..100, like a label's."""
 
@@ -48,16 +53,20 @@ class FrameScores:
 
 @dataclass(frozen=True)
 class Detection:
-    """One ContentModerationDetection. Segment fields are set only in SEGMENTS aggregation."""
+    """One ContentModerationDetection."""
 
     timestamp_ms: int
     name: str
     parent_name: str
+    """"" for a top-level category."""
     level: int
+    """TaxonomyLevel: 1 (top-level category) to 3."""
     confidence: float
     label_index: int
+    """Position of the label in the model's taxonomy, the column of FrameScores.confidences."""
     start_ms: int | None = None
     end_ms: int | None = None
+    """StartTimestampMillis and EndTimestampMillis: set only in SEGMENTS aggregation."""
     content_types: tuple[ContentType, ...] = ()
     """The content types of the detection's frame (of any frame of its stretch, at the highest
     confidence, in SEGMENTS aggregation)."""

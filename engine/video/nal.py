@@ -10,6 +10,7 @@ extensions, HEVC layers and reserved picture types), returns None: the caller th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 ANNEX_B = 0
 """`length_size` value meaning "NAL units are separated by start codes", not length-prefixed."""
@@ -31,9 +32,9 @@ sub-layer references them (pictures of higher sub-layers still may)."""
 
 @dataclass(frozen=True)
 class NalFormat:
-    """How a stream's packets carry NAL units: codec ("h264" | "hevc") and prefix size."""
+    """How a stream's packets carry NAL units: codec and prefix size."""
 
-    codec: str
+    codec: Literal["h264", "hevc"]
     length_size: int
     """1, 2 or 4 bytes of big-endian NAL length before each unit; ANNEX_B (0) for start codes."""
 
