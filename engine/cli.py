@@ -3,7 +3,7 @@
     modengine moderate PATH [--min-confidence N] [--sort-by NAME|TIMESTAMP]
                             [--aggregate-by TIMESTAMPS|SEGMENTS] [--json]
     modengine serve [--host H] [--port P] [--data-dir D]
-    modengine put LOCAL_FILE BUCKET/KEY [--data-dir D]
+    modengine put LOCAL_FILE BUCKET/KEY [--account A | --profile P] [--data-dir D]
     modengine jobs list [--state S] [--limit N] [--json] [--data-dir D]
     modengine jobs show JOB_ID [--json] [--data-dir D]
     modengine report JOB_ID [--data-dir D] [--output FILE] [--unblurred] [--url]
@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("local_file", type=Path)
     put.add_argument("destination", metavar="BUCKET/KEY")
     put.add_argument("--data-dir", type=Path, default=None)
+    owner = put.add_mutually_exclusive_group()
+    owner.add_argument("--account", help="the account the object is for (a new bucket becomes "
+                       "its own); default: the [default] profile's")
+    owner.add_argument("--profile", help="the account of this profile of <data-dir>/credentials")
 
     add_jobs_parser(commands)
     add_adapters_parser(commands)
@@ -163,6 +167,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_put(args: argparse.Namespace) -> int:
+    from engine.errors import ServiceError
     from engine.server import put_object
 
     settings = load_settings(args.config, data_dir=args.data_dir)
@@ -170,7 +175,14 @@ def run_put(args: argparse.Namespace) -> int:
     if not bucket or not key:
         print("modengine: destination must be BUCKET/KEY", file=sys.stderr)
         return 2
-    version = put_object(settings, args.local_file, bucket, key)
+    try:
+        version = put_object(settings, args.local_file, bucket, key, args.account, args.profile)
+    except ServiceError as error:
+        print(f"modengine: {error.message}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, KeyError) as error:
+        print(f"modengine: {error.args[0] if error.args else error}", file=sys.stderr)
+        return 2
     print(f"stored s3://{bucket}/{key}" + (f" (version {version})" if version else ""))
     return 0
 

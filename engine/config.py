@@ -155,6 +155,11 @@ class EngineSettings:
     """Use HTTPS for s3_endpoint."""
     s3_region: str = "us-east-1"
     """Region used to sign S3 requests."""
+    object_access_grants: str | None = None
+    """Buckets or key prefixes an account may read (and write outputs to) besides its own
+    (engine/storage/access.py): `ACCOUNT=bucket/prefix,ACCOUNT=bucket` or a JSON object
+    {"ACCOUNT": ["bucket/prefix", ...]}. How tenants reach objects of an S3 backend, which the
+    server reads with its own keys; without a grant only the default account reads there."""
 
     sns_endpoint: str | None = None
     """SNS-compatible endpoint URL for completion messages; None uses boto3's default."""
