@@ -186,6 +186,9 @@ class EngineSettings:
     api_credentials_file: Path | None = None
     """Extra access keys/accounts (shared-credentials INI, `modengine_account` per profile),
     besides the generated <data_dir>/credentials."""
+    api_key_rotation_grace_s: float = 86400.0
+    """`modengine keys rotate`: how long a rotated-out key stays valid beside its new one, so
+    clients can switch over; >= 0."""
     api_clock_skew_s: float = 900.0
     """Largest allowed difference between X-Amz-Date and the server clock (AWS: 15 min), > 0."""
     api_max_body_bytes: int = 1024 * 1024
@@ -240,6 +243,8 @@ class EngineSettings:
                         "max_image_pixels", "max_concurrent_image_decodes",
                         "adapter_min_examples", "adapter_max_images", "max_concurrent_trainings")
         problems.extend(f"{name} must be >= 1" for name in image_limits if getattr(self, name) < 1)
+        if self.api_key_rotation_grace_s < 0:
+            problems.append("api_key_rotation_grace_s must be >= 0")
         if not 0 < self.adapter_testing_share < 1:
             problems.append("adapter_testing_share must be strictly between 0 and 1")
         if self.log_format not in ("text", "json"):
