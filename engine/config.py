@@ -177,6 +177,10 @@ class EngineSettings:
     """Wait before the first retry of a delivery; doubles after each failure."""
     notify_timeout_s: float = 10.0
     """Timeout of one delivery attempt."""
+    notify_signing_cert_url: str | None = None
+    """SigningCertURL put in signed webhook deliveries: where receivers fetch the certificate
+    that verifies them (the server serves it at /sns/signing-cert.pem). None: http://HOST:PORT
+    of `host` and `port`; set it when receivers reach the server by another name."""
     page_token_lifetime_s: float = 86400.0
     """How long a NextToken stays valid (the real service: 24 h)."""
 

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from engine.api import build_app
 from engine.api.keys import read_default_key, read_profile_key
@@ -24,7 +27,12 @@ from engine.jobs.executor import RunnerFactory
 from engine.jobs.health import check_health
 from engine.logs import configure_logging
 from engine.metrics import EngineMetrics
-from engine.notify import NotifySettings
+from engine.notify import (
+    SIGNING_CERT_PATH,
+    NotificationSigner,
+    NotifySettings,
+    load_or_create_signer,
+)
 from engine.report import JobReportBuilder
 from engine.storage import access_policy, open_object_store, writable_location
 
@@ -55,6 +63,9 @@ def build_server_app(
     # access rules would check names anyone can claim, so they are not enforced.
     access = access_policy(settings, read_default_key(security.credentials_file).account,
                            enforced=api_settings.auth_enabled)
+    notify_settings = notify_settings or NotifySettings.from_engine_settings(settings)
+    signer = load_or_create_signer(settings.data_dir, notify_settings.signing_cert_url or (
+        f"http://{settings.host}:{settings.port}{SIGNING_CERT_PATH}"))
     jobs = open_job_system(
         settings,
         runner_factory or default_runner_factory(settings),
@@ -62,6 +73,7 @@ def build_server_app(
         notify_settings=notify_settings,
         worker_count=worker_count,
         metrics=metrics,
+        signer=signer,
     )
 
     @contextlib.asynccontextmanager
@@ -83,11 +95,22 @@ def build_server_app(
         health_check=lambda: check_health(jobs.store, jobs.executor),
         metrics_auth_enabled=settings.metrics_auth_enabled,
         report_builder=JobReportBuilder(settings, jobs.store, jobs.service.objects),
+        extra_routes=[signing_certificate_route(signer)],
     )
     app.state.metrics = metrics
     app.state.credentials_file = security.credentials_file
     app.state.auth_enabled = api_settings.auth_enabled
     return app, jobs
+
+
+def signing_certificate_route(signer: NotificationSigner) -> Route:
+    """GET the certificate that verifies our signed webhook deliveries (their SigningCertURL):
+    public by nature, so unauthenticated."""
+
+    async def certificate(request: Request) -> Response:
+        return Response(signer.certificate_pem, media_type="application/x-pem-file")
+
+    return Route(SIGNING_CERT_PATH, certificate, methods=["GET"])
 
 
 def serve(
@@ -96,9 +119,11 @@ def serve(
 ) -> None:
     """Run the API until interrupted; unfinished jobs resume at the next start."""
     configure_logging(settings.log_format, logging.INFO)
-    app, _ = build_server_app(settings, runner_factory, notify_settings)
     host = host or settings.host
     port = settings.port if port is None else port
+    # Where it really listens: the default SigningCertURL is derived from it.
+    settings = settings.replace(host=host, port=port)
+    app, _ = build_server_app(settings, runner_factory, notify_settings)
     if not app.state.auth_enabled and host not in LOOPBACK_HOSTS:
         raise SystemExit(
             f"modengine: refusing to serve on {host} with authentication disabled "

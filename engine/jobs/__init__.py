@@ -25,7 +25,7 @@ from engine.jobs.types import (
     StartRequest,
 )
 from engine.metrics import EngineMetrics
-from engine.notify import CompletionNotifier, NotifySettings
+from engine.notify import CompletionNotifier, NotificationSigner, NotifySettings
 from engine.storage import ObjectStore, open_object_store
 
 DATABASE_FILE = "jobs.sqlite3"
@@ -59,14 +59,17 @@ def open_job_system(
     notify_settings: NotifySettings | None = None,
     worker_count: int | None = None,
     metrics: EngineMetrics | None = None,
+    signer: NotificationSigner | None = None,
 ) -> JobSystem:
     """Open the store under settings.data_dir and wire service, executor and notifier together.
 
     `metrics` (one per server) is counted into by the executor and reads jobs by state from the
-    store and the inference pool's figures from the executor's runner at scrape time."""
+    store and the inference pool's figures from the executor's runner at scrape time. `signer`
+    signs webhook deliveries (None: unsigned)."""
     store = JobStore(settings.data_dir / DATABASE_FILE)
     objects = objects or open_object_store(settings)
-    notifier = CompletionNotifier(notify_settings or NotifySettings.from_engine_settings(settings))
+    notifier = CompletionNotifier(
+        notify_settings or NotifySettings.from_engine_settings(settings), signer=signer)
     executor = JobExecutor(
         settings, store, objects, runner_factory, notifier, worker_count=worker_count,
         metrics=metrics,
