@@ -3,12 +3,16 @@
     modengine moderate PATH [--min-confidence N] [--sort-by NAME|TIMESTAMP]
                             [--aggregate-by TIMESTAMPS|SEGMENTS] [--json]
     modengine serve [--host H] [--port P] [--data-dir D]
-    modengine put LOCAL_FILE BUCKET/KEY [--data-dir D]
+    modengine put LOCAL_FILE BUCKET/KEY [--account A | --profile P] [--data-dir D]
     modengine jobs list [--state S] [--limit N] [--json] [--data-dir D]
     modengine jobs show JOB_ID [--json] [--data-dir D]
     modengine report JOB_ID [--data-dir D] [--output FILE] [--unblurred] [--url]
     modengine adapters use ARN|--clear --account ACCOUNT [--data-dir D]
     modengine adapters show --account ACCOUNT [--data-dir D]
+    modengine keys create --account ACCOUNT [--profile NAME] [--data-dir D]
+    modengine keys list [--json] [--data-dir D]
+    modengine keys rotate KEY_ID [--grace SECONDS] [--data-dir D]
+    modengine keys revoke KEY_ID [--data-dir D]
 
 Settings come from MODENGINE_* env vars and an optional TOML file (--config); flags win.
 """
@@ -60,9 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     put.add_argument("local_file", type=Path)
     put.add_argument("destination", metavar="BUCKET/KEY")
     put.add_argument("--data-dir", type=Path, default=None)
+    owner = put.add_mutually_exclusive_group()
+    owner.add_argument("--account", help="the account the object is for (a new bucket becomes "
+                       "its own); default: the [default] profile's")
+    owner.add_argument("--profile", help="the account of this profile of <data-dir>/credentials")
 
     add_jobs_parser(commands)
     add_adapters_parser(commands)
+    add_keys_parser(commands)
 
     report = commands.add_parser(
         "report", help="write a job's HTML report (timeline, segments, blurred thumbnails)"
@@ -89,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(load_settings(args.config).log_format,
                           logging.INFO if args.verbose else logging.WARNING)
         handlers = {"moderate": run_moderate, "serve": run_serve, "put": run_put,
-                    "report": run_report, "jobs": run_jobs, "adapters": run_adapters}
+                    "report": run_report, "jobs": run_jobs, "adapters": run_adapters,
+                    "keys": run_keys}
         return handlers[args.command](args)
     except SettingsError as error:  # a bad MODENGINE_* value or TOML file: one line, no trace
         print(f"modengine: {error}", file=sys.stderr)
@@ -163,6 +173,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_put(args: argparse.Namespace) -> int:
+    from engine.errors import ServiceError
     from engine.server import put_object
 
     settings = load_settings(args.config, data_dir=args.data_dir)
@@ -170,7 +181,14 @@ def run_put(args: argparse.Namespace) -> int:
     if not bucket or not key:
         print("modengine: destination must be BUCKET/KEY", file=sys.stderr)
         return 2
-    version = put_object(settings, args.local_file, bucket, key)
+    try:
+        version = put_object(settings, args.local_file, bucket, key, args.account, args.profile)
+    except ServiceError as error:
+        print(f"modengine: {error.message}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, KeyError) as error:
+        print(f"modengine: {error.args[0] if error.args else error}", file=sys.stderr)
+        return 2
     print(f"stored s3://{bucket}/{key}" + (f" (version {version})" if version else ""))
     return 0
 
@@ -241,6 +259,61 @@ def run_adapters(args: argparse.Namespace) -> int:
             print(f"modengine: {error.message}", file=sys.stderr)
             return 2
     print(store.video_adapter(args.account) or "-")
+    return 0
+
+
+def add_keys_parser(commands) -> None:
+    keys = commands.add_parser(
+        "keys", help="API access keys in <data-dir>/credentials (the running server re-reads it)")
+    actions = keys.add_subparsers(dest="keys_command", required=True)
+    create = actions.add_parser("create", help="a new key for an account (its secret is written "
+                                "to the file only, under its profile)")
+    create.add_argument("--account", required=True, help="the account the key acts for")
+    create.add_argument("--profile", help="the profile to write it under (default: the key id)")
+    listing = actions.add_parser("list", help="key ids, accounts and profiles (never secrets)")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    rotate = actions.add_parser("rotate", help="a fresh key for the profile; the old one stays "
+                                "valid for the grace period")
+    rotate.add_argument("key_id", metavar="KEY_ID")
+    rotate.add_argument("--grace", type=float, default=None, metavar="SECONDS",
+                        help="how long the old key stays valid (default: settings' "
+                        "api_key_rotation_grace_s)")
+    revoke = actions.add_parser("revoke", help="remove a key; the server refuses it at once")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+    for action in (create, listing, rotate, revoke):
+        action.add_argument("--data-dir", type=Path, default=None, help="the server's data directory")
+
+
+def run_keys(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from engine.api import key_admin
+    from engine.api.keys import CredentialsFileError
+    from engine.api.settings import CREDENTIALS_FILE
+
+    settings = load_settings(args.config, data_dir=args.data_dir)
+    path = settings.data_dir / CREDENTIALS_FILE
+    try:
+        if args.keys_command == "list":
+            listed = key_admin.list_keys(path)
+            print(json.dumps([asdict(key) for key in listed], indent=2) if args.json
+                  else key_admin.render_keys(listed))
+            return 0
+        if args.keys_command == "create":
+            key = key_admin.create_key(path, args.account, args.profile)
+            done = "created"
+        elif args.keys_command == "rotate":
+            grace_s = settings.api_key_rotation_grace_s if args.grace is None else args.grace
+            key = key_admin.rotate_key(path, args.key_id, grace_s)
+            done = f"rotated {args.key_id} (valid {grace_s:g} s more) into"
+        else:
+            key = key_admin.revoke_key(path, args.key_id)
+            done = "revoked"
+    except (key_admin.KeyAdminError, CredentialsFileError) as error:
+        print(f"modengine: {error}", file=sys.stderr)
+        return 2
+    print(f"{done} key {key.access_key_id} of account {key.account}, profile [{key.profile}] "
+          f"in {path}")
     return 0
 
 

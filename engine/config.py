@@ -155,6 +155,11 @@ class EngineSettings:
     """Use HTTPS for s3_endpoint."""
     s3_region: str = "us-east-1"
     """Region used to sign S3 requests."""
+    object_access_grants: str | None = None
+    """Buckets or key prefixes an account may read (and write outputs to) besides its own
+    (engine/storage/access.py): `ACCOUNT=bucket/prefix,ACCOUNT=bucket` or a JSON object
+    {"ACCOUNT": ["bucket/prefix", ...]}. How tenants reach objects of an S3 backend, which the
+    server reads with its own keys; without a grant only the default account reads there."""
 
     sns_endpoint: str | None = None
     """SNS-compatible endpoint URL for completion messages; None uses boto3's default."""
@@ -172,6 +177,10 @@ class EngineSettings:
     """Wait before the first retry of a delivery; doubles after each failure."""
     notify_timeout_s: float = 10.0
     """Timeout of one delivery attempt."""
+    notify_signing_cert_url: str | None = None
+    """SigningCertURL put in signed webhook deliveries: where receivers fetch the certificate
+    that verifies them (the server serves it at /sns/signing-cert.pem). None: http://HOST:PORT
+    of `host` and `port`; set it when receivers reach the server by another name."""
     page_token_lifetime_s: float = 86400.0
     """How long a NextToken stays valid (the real service: 24 h)."""
 
@@ -181,6 +190,9 @@ class EngineSettings:
     api_credentials_file: Path | None = None
     """Extra access keys/accounts (shared-credentials INI, `modengine_account` per profile),
     besides the generated <data_dir>/credentials."""
+    api_key_rotation_grace_s: float = 86400.0
+    """`modengine keys rotate`: how long a rotated-out key stays valid beside its new one, so
+    clients can switch over; >= 0."""
     api_clock_skew_s: float = 900.0
     """Largest allowed difference between X-Amz-Date and the server clock (AWS: 15 min), > 0."""
     api_max_body_bytes: int = 1024 * 1024
@@ -235,6 +247,8 @@ class EngineSettings:
                         "max_image_pixels", "max_concurrent_image_decodes",
                         "adapter_min_examples", "adapter_max_images", "max_concurrent_trainings")
         problems.extend(f"{name} must be >= 1" for name in image_limits if getattr(self, name) < 1)
+        if self.api_key_rotation_grace_s < 0:
+            problems.append("api_key_rotation_grace_s must be >= 0")
         if not 0 < self.adapter_testing_share < 1:
             problems.append("adapter_testing_share must be strictly between 0 and 1")
         if self.log_format not in ("text", "json"):

@@ -3,7 +3,7 @@
 Starts the API server in this process (uvicorn on a free 127.0.0.1 port, data in a temporary or
 given directory), stores a sample video (the given file, else one generated with PyAV), calls
 `start_content_moderation` with boto3, waits for the completion message on a local webhook
-receiver subscribed to the job's topic, pages through `get_content_moderation` and prints the
+receiver subscribed to the job's topic (which verifies its SNS-style signature), pages through `get_content_moderation` and prints the
 result as Rekognition-shaped JSON, then saves the job's HTML report from the server's report
 route (./demo-report.html). Everything it started is stopped before it returns.
 """
@@ -29,22 +29,34 @@ SAMPLE_MIN_CONFIDENCE = 5.0
 
 class CompletionReceiver:
     """A local HTTP endpoint that takes SNS-style notifications: it records every POST (headers
-    and body) and hands out the completion messages inside their envelopes."""
+    and body) and hands out the completion messages inside their envelopes.
 
-    def __init__(self, path: str = "/completion") -> None:
+    With `trusted_cert_prefix` it verifies each notification as an SNS receiver does: the
+    SigningCertURL must start with that prefix (the server it trusts), the certificate fetched
+    from there must verify the SignatureVersion 2 signature (engine/notify/signing.py); a
+    notification that fails is answered 403 and kept in `rejected`, never in `received`."""
+
+    def __init__(self, path: str = "/completion", trusted_cert_prefix: str | None = None) -> None:
         self.received: list[tuple[dict, bytes]] = []
+        self.rejected: list[bytes] = []
+        self.trusted_cert_prefix = trusted_cert_prefix
+        self._certificates: dict[str, bytes] = {}
         self._arrived = threading.Condition()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                accepted = receiver.verifies(body)
                 with receiver._arrived:
-                    receiver.received.append(
-                        ({k.lower(): v for k, v in self.headers.items()}, body)
-                    )
+                    if accepted:
+                        receiver.received.append(
+                            ({k.lower(): v for k, v in self.headers.items()}, body)
+                        )
+                    else:
+                        receiver.rejected.append(body)
                     receiver._arrived.notify_all()
-                self.send_response(200)
+                self.send_response(200 if accepted else 403)
                 self.end_headers()
 
             def log_message(self, *args):
@@ -53,6 +65,33 @@ class CompletionReceiver:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}{path}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def verifies(self, body: bytes) -> bool:
+        """Whether a notification passes the signature check (always, with no trusted prefix)."""
+        from engine.notify import verify_notification
+
+        if self.trusted_cert_prefix is None:
+            return True
+        try:
+            envelope = json.loads(body)
+            url = envelope["SigningCertURL"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        if not isinstance(url, str) or not url.startswith(self.trusted_cert_prefix):
+            return False
+        if verify_notification(envelope, self._certificate(url)):
+            return True
+        # The server may have a new key (a fresh data dir) at the same URL: fetch once more.
+        return verify_notification(envelope, self._certificate(url, refresh=True))
+
+    def _certificate(self, url: str, refresh: bool = False) -> bytes:
+        import httpx
+
+        if refresh or url not in self._certificates:
+            response = httpx.get(url, timeout=10)
+            response.raise_for_status()
+            self._certificates[url] = response.content
+        return self._certificates[url]
 
     def messages(self) -> list[dict]:
         """The completion messages inside the SNS envelopes received so far."""
@@ -211,14 +250,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from engine.api.keys import read_default_key
     from engine.config import load_settings
-    from engine.notify import NotifySettings
+    from engine.notify import SIGNING_CERT_PATH, NotifySettings
     from engine.server import build_server_app, put_object
 
     options = build_parser().parse_args(argv)
     temporary = None if options.data_dir else Path(tempfile.mkdtemp(prefix="modengine-demo-"))
     data_dir = options.data_dir or temporary
     settings = load_settings(data_dir=data_dir)
-    receiver = CompletionReceiver()
+    port = _free_port()
+    # The receiver trusts certificates from this server only, as SNS receivers trust AWS's.
+    receiver = CompletionReceiver(trusted_cert_prefix=f"http://127.0.0.1:{port}/")
     server = thread = None
     try:
         video = options.video or generate_sample_video(data_dir / "sample.mp4")
@@ -234,10 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stored {video} as s3://{DEMO_BUCKET}/{key} in {settings.data_dir}", file=sys.stderr)
 
         notify = NotifySettings(
-            webhooks={DEMO_TOPIC_ARN: receiver.url}, max_attempts=3, initial_backoff_s=0.5
+            webhooks={DEMO_TOPIC_ARN: receiver.url}, max_attempts=3, initial_backoff_s=0.5,
+            signing_cert_url=f"http://127.0.0.1:{port}{SIGNING_CERT_PATH}",
         )
         app, _ = build_server_app(settings, notify_settings=notify)
-        port = _free_port()
         server, thread = start_server_thread(app, port)
         api_key = read_default_key(app.state.credentials_file)
         client = boto3.client(

@@ -13,19 +13,28 @@ from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from engine.api import build_app
+from engine.api.keys import read_default_key, read_profile_key
 from engine.api.security import open_api_security
-from engine.api.settings import ApiSettings
+from engine.api.settings import CREDENTIALS_FILE, ApiSettings
 from engine.config import EngineSettings
 from engine.jobs import JobSystem, default_runner_factory, open_job_system
 from engine.jobs.executor import RunnerFactory
 from engine.jobs.health import check_health
 from engine.logs import configure_logging
 from engine.metrics import EngineMetrics
-from engine.notify import NotifySettings
+from engine.notify import (
+    SIGNING_CERT_PATH,
+    NotificationSigner,
+    NotifySettings,
+    load_or_create_signer,
+)
 from engine.report import JobReportBuilder
-from engine.storage import open_object_store
+from engine.storage import access_policy, open_object_store, writable_location
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +59,21 @@ def build_server_app(
     api_settings = api_settings or ApiSettings.from_engine_settings(settings)
     security = open_api_security(api_settings, settings.data_dir)
     metrics = EngineMetrics.for_settings(settings)
+    # Callers' accounts are proven only when requests are authenticated; without that the
+    # access rules would check names anyone can claim, so they are not enforced.
+    access = access_policy(settings, read_default_key(security.credentials_file).account,
+                           enforced=api_settings.auth_enabled)
+    notify_settings = notify_settings or NotifySettings.from_engine_settings(settings)
+    signer = load_or_create_signer(settings.data_dir, notify_settings.signing_cert_url or (
+        f"http://{settings.host}:{settings.port}{SIGNING_CERT_PATH}"))
     jobs = open_job_system(
         settings,
         runner_factory or default_runner_factory(settings),
+        objects=open_object_store(settings, access),
         notify_settings=notify_settings,
         worker_count=worker_count,
         metrics=metrics,
+        signer=signer,
     )
 
     @contextlib.asynccontextmanager
@@ -77,11 +95,22 @@ def build_server_app(
         health_check=lambda: check_health(jobs.store, jobs.executor),
         metrics_auth_enabled=settings.metrics_auth_enabled,
         report_builder=JobReportBuilder(settings, jobs.store, jobs.service.objects),
+        extra_routes=[signing_certificate_route(signer)],
     )
     app.state.metrics = metrics
     app.state.credentials_file = security.credentials_file
     app.state.auth_enabled = api_settings.auth_enabled
     return app, jobs
+
+
+def signing_certificate_route(signer: NotificationSigner) -> Route:
+    """GET the certificate that verifies our signed webhook deliveries (their SigningCertURL):
+    public by nature, so unauthenticated."""
+
+    async def certificate(request: Request) -> Response:
+        return Response(signer.certificate_pem, media_type="application/x-pem-file")
+
+    return Route(SIGNING_CERT_PATH, certificate, methods=["GET"])
 
 
 def serve(
@@ -90,9 +119,11 @@ def serve(
 ) -> None:
     """Run the API until interrupted; unfinished jobs resume at the next start."""
     configure_logging(settings.log_format, logging.INFO)
-    app, _ = build_server_app(settings, runner_factory, notify_settings)
     host = host or settings.host
     port = settings.port if port is None else port
+    # Where it really listens: the default SigningCertURL is derived from it.
+    settings = settings.replace(host=host, port=port)
+    app, _ = build_server_app(settings, runner_factory, notify_settings)
     if not app.state.auth_enabled and host not in LOOPBACK_HOSTS:
         raise SystemExit(
             f"modengine: refusing to serve on {host} with authentication disabled "
@@ -117,10 +148,22 @@ def serve(
 
 
 def put_object(
-    settings: EngineSettings, local_file: str | Path, bucket: str, key: str
+    settings: EngineSettings, local_file: str | Path, bucket: str, key: str,
+    account: str | None = None, profile: str | None = None,
 ) -> str | None:
-    """Store a local file in the configured object store; returns the version id, if any."""
+    """Store a local file in the configured object store for an account; returns the version id,
+    if any. The account is `account`, else that of `profile` in `<data_dir>/credentials`, else
+    that of its [default] profile; a new bucket of the embedded store becomes that account's, and
+    a bucket the account may not write is refused (AccessDeniedException) before anything is
+    written. Without a credentials file (no server ever ran here) nothing is checked."""
     local_file = Path(local_file)
     if not local_file.is_file():
         raise FileNotFoundError(f"{local_file} is not a file")
-    return open_object_store(settings).put_file(local_file, bucket, key)
+    credentials = settings.data_dir / CREDENTIALS_FILE
+    default_account = read_default_key(credentials).account if credentials.exists() else None
+    if account is None and (profile is not None or default_account is not None):
+        account = read_profile_key(credentials, profile or "default").account
+    store = open_object_store(settings, access_policy(settings, default_account))
+    if account is not None:
+        writable_location(store, account, bucket, key)
+    return store.put_file(local_file, bucket, key)

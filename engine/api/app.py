@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -57,11 +58,13 @@ def build_app(
     health_check: HealthCheck | None = None,
     metrics_auth_enabled: bool = False,
     report_builder: ReportBuilder | None = None,
+    extra_routes: Sequence[Route] = (),
 ) -> Starlette:
     """The app for one jobs service.
 
     `report_builder` (engine.report, injected by engine/server.py so this module never imports
-    PyAV) serves `GET /jobs/{job_id}/report`; None leaves that route out.
+    PyAV) serves `GET /jobs/{job_id}/report`; None leaves that route out. `extra_routes` are
+    served as they are (the notification signing certificate, engine/server.py).
 
     `authenticator` defaults to accepting any caller (tests, local development); servers pass
     engine.api.sigv4.SigV4Authenticator. `rate_limiter` None means no rate limits.
@@ -125,6 +128,7 @@ def build_app(
         Route("/", handle, methods=["POST"]),
         *operator_routes(metrics, health_check, guard_scrape if metrics_auth_enabled else None),
         *report_routes(report_builder, authenticator, rate_limiter),
+        *extra_routes,
         Route("/{path:path}", not_found, methods=["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -25,8 +25,8 @@ from engine.jobs.types import (
     StartRequest,
 )
 from engine.metrics import EngineMetrics
-from engine.notify import CompletionNotifier, NotifySettings
-from engine.storage import ObjectStore, open_object_store
+from engine.notify import CompletionNotifier, NotificationSigner, NotifySettings
+from engine.storage import AccessPolicy, ObjectStore, open_object_store
 
 DATABASE_FILE = "jobs.sqlite3"
 TOKEN_SECRET_FILE = "page_token.key"
@@ -59,14 +59,23 @@ def open_job_system(
     notify_settings: NotifySettings | None = None,
     worker_count: int | None = None,
     metrics: EngineMetrics | None = None,
+    signer: NotificationSigner | None = None,
 ) -> JobSystem:
     """Open the store under settings.data_dir and wire service, executor and notifier together.
 
+    `objects` is the object store with its access policy (engine/storage/access.py); None opens
+    the configured one with no access rules enforced (an in-process job system, run by the
+    operator: tests, benchmarks).
+
     `metrics` (one per server) is counted into by the executor and reads jobs by state from the
-    store and the inference pool's figures from the executor's runner at scrape time."""
+    store and the inference pool's figures from the executor's runner at scrape time. `signer`
+    signs webhook deliveries (None: unsigned)."""
     store = JobStore(settings.data_dir / DATABASE_FILE)
-    objects = objects or open_object_store(settings)
-    notifier = CompletionNotifier(notify_settings or NotifySettings.from_engine_settings(settings))
+    # A server passes the store it built with its callers' access rules (engine/server.py);
+    # a job system opened in-process without one serves its operator, so none is enforced.
+    objects = objects or open_object_store(settings, AccessPolicy(enforced=False))
+    notifier = CompletionNotifier(
+        notify_settings or NotifySettings.from_engine_settings(settings), signer=signer)
     executor = JobExecutor(
         settings, store, objects, runner_factory, notifier, worker_count=worker_count,
         metrics=metrics,

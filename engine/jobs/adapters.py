@@ -27,6 +27,7 @@ from engine.config import EngineSettings
 from engine.errors import (
     InternalServerError,
     InvalidParameterException,
+    InvalidS3ObjectException,
     ResourceNotFoundException,
     ResourceNotReadyException,
 )
@@ -45,6 +46,7 @@ from engine.jobs.pipeline import SegmentRunner
 from engine.jobs.store import now_ms
 from engine.jobs.tokens import PageQuery, PageTokenCodec
 from engine.jobs.workers import WorkerPool
+from engine.storage.access import readable_object, writable_location
 from engine.storage.base import ObjectRef, ObjectStore
 
 log = logging.getLogger(__name__)
@@ -157,7 +159,8 @@ class AdapterService:
         if not request.testing_manifests and not request.auto_create_testing:
             raise InvalidParameterException(
                 "TestingData needs Assets or AutoCreate=true (to split the training data)")
-        training, testing = self._checked_data(request)
+        writable_location(self.objects, account, request.output_bucket, request.output_prefix or "")
+        training, testing = self._checked_data(account, request)
         created = now_ms()
         version = VersionRecord(
             arn=f"arn:aws:rekognition:{self.settings.s3_region}:{arn_account(account)}:project/"
@@ -173,18 +176,23 @@ class AdapterService:
         self._trainings.put(version.arn)
         return version.arn
 
-    def _checked_data(self, request: VersionRequest
+    def _checked_data(self, account: str, request: VersionRequest
                       ) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
+        """Every manifest and image the account may read (checked before any is read), the
+        labels known, enough examples; the (training, testing) entries."""
         training = [entry for ref in request.training_manifests
-                    for entry in manifests.read_manifest(self.objects, ref)]
+                    for entry in self._read_manifest(account, ref)]
         testing = [entry for ref in request.testing_manifests
-                   for entry in manifests.read_manifest(self.objects, ref)]
+                   for entry in self._read_manifest(account, ref)]
         if len(training) + len(testing) > self.settings.adapter_max_images:
             raise InvalidParameterException(
                 f"The manifests list {len(training) + len(testing)} images; at most "
                 f"{self.settings.adapter_max_images}")
         taxonomy = self._shared_runner().adaptable_taxonomy
         manifests.check_labels(training + testing, set(taxonomy.names()))
+        for entry in training + testing:
+            self._check_readable(account, entry.image,
+                                 f"manifest {entry.manifest.describe()} line {entry.line}: the image")
         manifests.check_images(self.objects, training + testing,
                                self.settings.max_image_object_bytes)
         if request.auto_create_testing:
@@ -196,6 +204,18 @@ class AdapterService:
                 "Too few examples: no training image shows a moderation label")
         manifests.check_counts(labels, training, testing, self.settings.adapter_min_examples)
         return training, testing
+
+    def _read_manifest(self, account: str, ref: ObjectRef) -> list[ManifestEntry]:
+        self._check_readable(account, ref, "The manifest")
+        return manifests.read_manifest(self.objects, ref)
+
+    def _check_readable(self, account: str, ref: ObjectRef, what: str) -> None:
+        """The access gate, its refusal said as CreateProjectVersion says a data problem."""
+        try:
+            readable_object(self.objects, account, ref)
+        except InvalidS3ObjectException as error:
+            raise InvalidParameterException(
+                f"{what} {ref.describe()} cannot be read: {error.message}") from None
 
     def describe_project_versions(self, account: str, project_arn: str,
                                   names: list[str] | None, max_results: int,
@@ -270,7 +290,7 @@ class AdapterService:
 
     def _run_training(self, version: VersionRecord) -> Evaluation:
         request = version.request
-        training, testing = self._checked_data(request)
+        training, testing = self._checked_data(version.account, request)
         labels = sorted({name for entry in training for name in entry.labels})
         runner = self._shared_runner()
         taxonomy = runner.adaptable_taxonomy

@@ -1,8 +1,9 @@
 """The two operations' behaviour: start a job, read a page of its results.
 
 `api` calls these with parsed requests and the caller's account; they raise the contract's
-errors (engine/errors.py) and never see HTTP. Starting checks the object (InvalidS3Object,
-VideoTooLarge), applies idempotency and the concurrent-job limit in one SQLite transaction,
+errors (engine/errors.py) and never see HTTP. Starting checks the object through the one access
+gate (engine/storage/access.py: `readable_object`, InvalidS3Object for anything the account may
+not read), then its size (VideoTooLarge), applies idempotency and the concurrent-job limit in one SQLite transaction,
 and hands the job to the executor; reading never touches Ray.
 
 DetectModerationLabels is synchronous: the image is decoded here (engine/video/image.py, the
@@ -46,6 +47,7 @@ from engine.results import (
     sort_by_confidence,
 )
 from engine.results.types import Detection
+from engine.storage.access import readable_object
 from engine.storage.base import ObjectRef, ObjectStore
 from engine.video.image import ImageLimits, ImageTooLargeError, InvalidImageError, image_frame
 
@@ -85,7 +87,7 @@ class ModerationService:
         if adapter is not None:
             self.adapters.usable_adapter(account, adapter)
             request = replace(request, adapter_arn=adapter)
-        info = self.objects.stat(request.video)
+        info = readable_object(self.objects, account, request.video)
         if info.size_bytes > self.settings.max_object_bytes:
             raise VideoTooLargeException(
                 f"The object {request.video.describe()} is {info.size_bytes} bytes; "
@@ -137,7 +139,7 @@ class ModerationService:
             if self.adapters is None:
                 raise InternalServerError("Adapters are not configured on this server")
             adapter_path = self.adapters.usable_adapter(account, project_version)
-        data, max_bytes = self._image_bytes(image)
+        data, max_bytes = self._image_bytes(account, image)
         if self._shared_runner is None:
             raise InternalServerError("Image moderation is not configured on this server")
         runner = self._shared_runner()
@@ -165,12 +167,12 @@ class ModerationService:
         return ImageModeration(sort_by_confidence(detections), self.settings.model_version,
                                content_types, project_version)
 
-    def _image_bytes(self, image: bytes | ObjectRef) -> tuple[bytes, int]:
+    def _image_bytes(self, account: str, image: bytes | ObjectRef) -> tuple[bytes, int]:
         """The encoded image and the byte limit that applies to where it came from."""
         if not isinstance(image, ObjectRef):
             return image, self.settings.max_image_bytes
         limit = self.settings.max_image_object_bytes
-        size = self.objects.stat(image).size_bytes
+        size = readable_object(self.objects, account, image).size_bytes
         if size > limit:
             raise ImageTooLargeException(
                 f"The object {image.describe()} is {size} bytes; the maximum for an image is "

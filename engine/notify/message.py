@@ -24,7 +24,8 @@ def completion_message(
 def sns_http_envelope(topic_arn: str, message: dict, message_id: str | None = None) -> dict:
     """An SNS HTTP(S) `Notification` body carrying `message` as its JSON-encoded Message.
 
-    Unsigned: SignatureVersion/Signature are present for shape but carry no signature.
+    Unsigned: SignatureVersion/Signature are present for shape but carry no signature until
+    engine/notify/signing.py's NotificationSigner signs it.
     """
     now = datetime.now(timezone.utc)
     return {

@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from engine.notify.message import sns_http_envelope
 from engine.notify.settings import NotifySettings
+from engine.notify.signing import NotificationSigner
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +32,16 @@ def topic_region(topic_arn: str, default: str) -> str:
 
 
 class CompletionNotifier:
-    """Publishes completion messages with retries; safe to call from several threads."""
+    """Publishes completion messages with retries; safe to call from several threads. With a
+    `signer`, webhook deliveries are signed as SNS signs them (SignatureVersion 2)."""
 
     def __init__(
-        self, settings: NotifySettings, sleep: Callable[[float], None] = time.sleep
+        self, settings: NotifySettings, sleep: Callable[[float], None] = time.sleep,
+        signer: NotificationSigner | None = None,
     ) -> None:
         self.settings = settings
         self._sleep = sleep
+        self._signer = signer
 
     def deliver(self, topic_arn: str, message: dict, record_attempt: AttemptRecorder) -> bool:
         """Try up to max_attempts times; True once delivered, False when every attempt failed."""
@@ -67,6 +71,8 @@ class CompletionNotifier:
     def _post_webhook(self, url: str, topic_arn: str, message: dict) -> str:
         message_id = str(uuid.uuid4())
         envelope = sns_http_envelope(topic_arn, message, message_id)
+        if self._signer is not None:
+            envelope = self._signer.sign(envelope)
         response = httpx.post(
             url,
             content=json.dumps(envelope),

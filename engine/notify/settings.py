@@ -2,7 +2,7 @@
 
 Built from EngineSettings fields when they exist (read with defaults, so the engine runs before
 they are added): sns_endpoint, sns_region, sns_access_key, sns_secret_key, webhooks,
-notify_max_attempts, notify_initial_backoff_s, notify_timeout_s.
+notify_max_attempts, notify_initial_backoff_s, notify_timeout_s, notify_signing_cert_url.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ class NotifySettings:
     initial_backoff_s: float = 0.5
     """Wait before the second attempt; doubles after each failure."""
     timeout_s: float = 10.0
+    signing_cert_url: str | None = None
+    """SigningCertURL of signed webhook deliveries (engine/notify/signing.py); None: the server
+    derives it from where it listens (http://HOST:PORT/sns/signing-cert.pem)."""
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -45,6 +48,7 @@ class NotifySettings:
             max_attempts=settings.notify_max_attempts,
             initial_backoff_s=settings.notify_initial_backoff_s,
             timeout_s=settings.notify_timeout_s,
+            signing_cert_url=settings.notify_signing_cert_url,
         )
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from engine.storage.access import AccessPolicy
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,18 @@ class ObjectEntry:
 
 
 class ObjectStore(Protocol):
+    access: AccessPolicy
+    """Who may read what (engine/storage/access.py); checked by `readable_object` only."""
+
+    def bucket_owner(self, bucket: str) -> str | None:
+        """The account recorded as the bucket's owner; None when the store records none."""
+        ...
+
+    def claim_bucket(self, bucket: str, account: str) -> None:
+        """Record `account` as the owner of `bucket` if the store records owners and the bucket
+        is new (neither exists nor has an owner); otherwise nothing changes."""
+        ...
+
     def stat(self, ref: ObjectRef) -> ObjectInfo:
         """Size and version; raises InvalidS3ObjectException if missing or unreadable."""
         ...

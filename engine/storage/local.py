@@ -2,6 +2,10 @@
 
 The default when no S3 endpoint is configured. It keeps no versions: a request naming a
 Version other than "null" finds nothing, exactly as an unversioned S3 bucket behaves.
+
+Each bucket may record its owning account in `<root>/.owners/<bucket>` (written once, never
+moved); bucket names start with a letter or digit, as at S3, so no bucket is ever `.owners`.
+Who may read what is decided in engine/storage/access.py, from these records.
 """
 
 from __future__ import annotations
@@ -12,16 +16,40 @@ import tempfile
 from pathlib import Path
 
 from engine.errors import InvalidS3ObjectException
+from engine.storage.access import AccessPolicy
 from engine.storage.base import ObjectEntry, ObjectInfo, ObjectRef
 
 UNVERSIONED = "null"
+OWNERS_DIR = ".owners"
 
 
 class LocalObjectStore:
     """Objects as plain files under one root directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, access: AccessPolicy | None = None) -> None:
         self.root = Path(root)
+        self.access = access or AccessPolicy()
+
+    def bucket_owner(self, bucket: str) -> str | None:
+        if not _is_bucket_name(bucket):
+            return None
+        try:
+            return (self.root / OWNERS_DIR / bucket).read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
+    def claim_bucket(self, bucket: str, account: str) -> None:
+        if not _is_bucket_name(bucket) or (self.root / bucket).exists():
+            return
+        owners = self.root / OWNERS_DIR
+        owners.mkdir(parents=True, exist_ok=True)
+        try:
+            # O_EXCL: of two accounts claiming one new bucket at once, the first one keeps it.
+            descriptor = os.open(owners / bucket, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(account)
 
     def stat(self, ref: ObjectRef) -> ObjectInfo:
         path = self._existing_path(ref)
@@ -50,7 +78,7 @@ class LocalObjectStore:
 
     def list_objects(self, bucket: str, prefix: str = "") -> list[ObjectEntry]:
         bucket_dir = self.root / bucket
-        if bucket in ("", ".", "..") or "/" in bucket or not bucket_dir.is_dir():
+        if not _is_bucket_name(bucket) or not bucket_dir.is_dir():
             raise InvalidS3ObjectException(f"Bucket {bucket!r} does not exist")
         found = []
         for path in bucket_dir.rglob("*"):
@@ -77,7 +105,7 @@ class LocalObjectStore:
 
     def _existing_path(self, ref: ObjectRef) -> Path:
         bucket_dir = self.root / ref.bucket
-        if not bucket_dir.is_dir():
+        if not _is_bucket_name(ref.bucket) or not bucket_dir.is_dir():
             raise InvalidS3ObjectException(f"Bucket {ref.bucket!r} does not exist")
         path = self._path(ref)
         if not path.is_file():
@@ -92,7 +120,7 @@ class LocalObjectStore:
 
     def _path(self, ref: ObjectRef) -> Path:
         """Resolve a key inside its bucket, refusing keys that climb out of it."""
-        if ref.bucket in ("", ".", "..") or "/" in ref.bucket:
+        if not _is_bucket_name(ref.bucket):
             raise InvalidS3ObjectException(f"Bucket {ref.bucket!r} does not exist")
         bucket_dir = (self.root / ref.bucket).resolve()
         path = (bucket_dir / ref.key).resolve()
@@ -101,3 +129,9 @@ class LocalObjectStore:
                 f"Object key {ref.key!r} is not inside bucket {ref.bucket!r}"
             )
         return path
+
+
+def _is_bucket_name(bucket: str) -> bool:
+    """A folder name that can be a bucket: starts with a letter or digit (S3's rule), so it is
+    never `.`, `..` or the owners' folder, and holds no path separator."""
+    return bool(bucket) and bucket[0].isalnum() and "/" not in bucket and "\\" not in bucket

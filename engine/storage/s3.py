@@ -16,6 +16,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from engine.errors import InternalServerError, InvalidS3ObjectException
+from engine.storage.access import AccessPolicy
 from engine.storage.base import ObjectEntry, ObjectInfo, ObjectRef
 
 PRESIGNED_URL_LIFETIME = timedelta(hours=24)
@@ -34,7 +35,9 @@ def split_endpoint(endpoint: str, secure: bool) -> tuple[str, bool]:
 
 
 class MinioObjectStore:
-    """An S3-compatible bucket store reached through `minio.Minio`."""
+    """An S3-compatible bucket store reached through `minio.Minio`. It records no bucket owners:
+    the server's keys reach every bucket, so who reads what is `access` (the default account,
+    and `object_access_grants` for the others)."""
 
     def __init__(
         self,
@@ -43,7 +46,9 @@ class MinioObjectStore:
         secret_key: str | None,
         secure: bool = False,
         region: str | None = "us-east-1",
+        access: AccessPolicy | None = None,
     ) -> None:
+        self.access = access or AccessPolicy()
         host, use_tls = split_endpoint(endpoint, secure)
         http_client = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=5, read=30),
@@ -57,6 +62,12 @@ class MinioObjectStore:
             region=region,
             http_client=http_client,
         )
+
+    def bucket_owner(self, bucket: str) -> str | None:
+        return None
+
+    def claim_bucket(self, bucket: str, account: str) -> None:
+        return None
 
     def stat(self, ref: ObjectRef) -> ObjectInfo:
         try:

@@ -202,19 +202,25 @@ class ScriptedRunnerDouble:
 
 
 def scripted_job_system(
-    data_dir: Path, runner: ScriptedRunnerDouble | None = None, notify_settings=None, **overrides
+    data_dir: Path, runner: ScriptedRunnerDouble | None = None, notify_settings=None,
+    access=None, **overrides
 ):
     """A job system over the local store in `data_dir`, driven by a ScriptedRunnerDouble.
 
+    `access` is the store's AccessPolicy; by default none is enforced: these job-behaviour tests
+    call with made-up accounts, and the access rules have their own tests
+    (tests/integration/test_object_access.py) through a real server.
     Returns (job_system, runner, settings); the caller starts and stops the job system.
     """
     from engine.config import EngineSettings
     from engine.jobs import open_job_system
+    from engine.storage import AccessPolicy, open_object_store
 
     settings = EngineSettings(data_dir=Path(data_dir), **overrides)
     runner = runner or ScriptedRunnerDouble(sample_interval_ms=settings.sample_interval_ms)
+    objects = open_object_store(settings, access or AccessPolicy(enforced=False))
     jobs = open_job_system(
-        settings, lambda: runner, notify_settings=notify_settings, worker_count=4
+        settings, lambda: runner, objects=objects, notify_settings=notify_settings, worker_count=4
     )
     return jobs, runner, settings
 

@@ -82,6 +82,17 @@ def write_account_keys(path: Path, keys: tuple[str, str], account: str,
     return path
 
 
+def owned_bucket(data_dir: Path, bucket: str, account: str) -> Path:
+    """A new bucket of the embedded store in `data_dir`, recorded as `account`'s (as
+    `modengine put --account` records it); returns its folder, to write objects into."""
+    from engine.storage import LocalObjectStore
+
+    LocalObjectStore(Path(data_dir) / "objects").claim_bucket(bucket, account)
+    folder = Path(data_dir) / "objects" / bucket
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def rekognition_client(endpoint_url: str, config=None, keys: tuple[str, str] | None = None):
     """A boto3 client signing with the server's generated [default] key; no retries."""
     from botocore.config import Config

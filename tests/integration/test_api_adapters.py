@@ -20,7 +20,12 @@ from botocore.config import Config
 from PIL import Image
 
 from engine.api.settings import ApiSettings
-from tests.integration.api_fixtures import rekognition_client, scripted_server, write_account_keys
+from tests.integration.api_fixtures import (
+    owned_bucket,
+    rekognition_client,
+    scripted_server,
+    write_account_keys,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -312,9 +317,11 @@ def test_an_accounts_video_jobs_use_its_adapter_recorded_at_start(api):
     assert f"Adapter:         {version}" in inspection.render_details(details)
     with pytest.raises(client.exceptions.ResourceInUseException, match="video jobs"):
         client.delete_project_version(ProjectVersionArn=version)
-    # The other account's jobs are untouched by it.
+    # The other account's jobs (on its own copy of the video) are untouched by it.
+    write_script(owned_bucket(data_dir, "other-videos", "210987654321") / "thirds.json", 9000,
+                 red)
     other_job = other.start_content_moderation(
-        Video={"S3Object": {"Bucket": "videos", "Name": "thirds.json"}})["JobId"]
+        Video={"S3Object": {"Bucket": "other-videos", "Name": "thirds.json"}})["JobId"]
     _, other_pages = wait_for_job(other, other_job, AggregateBy="SEGMENTS")
     assert LABEL not in {d["ModerationLabel"]["Name"]
                          for page in other_pages for d in page["ModerationLabels"]}

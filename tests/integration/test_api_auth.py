@@ -23,6 +23,7 @@ from tests.doubles.scripted_runner import write_script
 from tests.integration.api_fixtures import (
     REPO_ROOT,
     free_port,
+    owned_bucket,
     rekognition_client,
     scripted_server,
     write_account_keys,
@@ -43,6 +44,7 @@ def server(tmp_path_factory):
         extra_credentials_file=more_keys, get_rate_per_s=1000, get_burst=1000
     )
     write_script(data_dir / "objects" / "videos" / "clip.json", 3000, {1000: {"Weapons": 90.0}})
+    write_script(owned_bucket(data_dir, "theirs", "210987654321") / "clip.json", 3000)
     with scripted_server(data_dir, api_settings) as (url, jobs, _):
         yield url, jobs, data_dir / "credentials"
 
@@ -127,7 +129,8 @@ def test_another_account_cannot_see_or_page_the_job(server):
     assert mine.get_content_moderation(JobId=job_id, NextToken=token, MaxResults=1)[
         "ModerationLabels"
     ]
-    own_job = theirs.start_content_moderation(Video=VIDEO)["JobId"]
+    own_job = theirs.start_content_moderation(
+        Video={"S3Object": {"Bucket": "theirs", "Name": "clip.json"}})["JobId"]
     with pytest.raises(mine.exceptions.ResourceNotFoundException):
         mine.get_content_moderation(JobId=own_job)
     jobs.executor.wait_idle(10)
