@@ -26,6 +26,7 @@ from engine.metrics import EngineMetrics
 from engine.notify import NotifySettings
 from engine.report import JobReportBuilder
 from engine.storage import open_object_store
+from engine.video import decode_path_report
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,8 @@ def build_server_app(
     """
     api_settings = api_settings or ApiSettings.from_engine_settings(settings)
     security = open_api_security(api_settings, settings.data_dir)
-    metrics = EngineMetrics.for_settings(settings)
+    decode = decode_report(settings)
+    metrics = EngineMetrics.for_settings(settings, decode)
     jobs = open_job_system(
         settings,
         runner_factory or default_runner_factory(settings),
@@ -74,7 +76,7 @@ def build_server_app(
         rate_limiter=security.rate_limiter,
         max_body_bytes=security.max_body_bytes,
         metrics=metrics,
-        health_check=lambda: check_health(jobs.store, jobs.executor),
+        health_check=lambda: {**check_health(jobs.store, jobs.executor), "decode": decode},
         metrics_auth_enabled=settings.metrics_auth_enabled,
         report_builder=JobReportBuilder(settings, jobs.store, jobs.service.objects),
     )
@@ -82,6 +84,18 @@ def build_server_app(
     app.state.credentials_file = security.credentials_file
     app.state.auth_enabled = api_settings.auth_enabled
     return app, jobs
+
+
+def decode_report(settings: EngineSettings) -> dict:
+    """What video decoding does on this machine; a GPU whose NVDEC cannot be used is logged
+    as a warning at start (and shows in /healthz and modengine_decode_info), because
+    decoding on the CPU instead is otherwise silent and many times slower."""
+    report = decode_path_report(settings.hwaccel, settings.preprocess)
+    if report["nvdec_fallback"]:
+        log.warning("video decode: NVDEC WANTED BUT UNAVAILABLE: %s", report["reason"])
+    else:
+        log.info("video decode: %s decoder, %s scaler", report["decoder"], report["scaler"])
+    return report
 
 
 def serve(
