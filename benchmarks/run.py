@@ -20,7 +20,12 @@ import time
 from pathlib import Path
 
 from benchmarks.adapters import (
-    EngineAdapter, FloorAdapter, NaiveAdapter, PeerAdapter, model_alone, run_two_jobs,
+    EngineAdapter,
+    FloorAdapter,
+    NaiveAdapter,
+    PeerAdapter,
+    model_alone,
+    run_two_jobs,
 )
 from benchmarks.machine import machine_record
 from benchmarks.report import render_markdown, update_readme, write_chart
