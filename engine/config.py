@@ -56,6 +56,12 @@ class EngineSettings:
     """Video decoding: "auto" (NVDEC where a CUDA device works, else software), "cuda"
     (NVDEC or fail) or "none" (software)."""
 
+    preprocess: str = "auto"
+    """Where decoded frames are converted and resized: "auto" (NVDEC frames stay on the GPU
+    and go through the Triton kernel when torch sees the GPU and Triton is installed, else
+    swscale on the CPU), "kernel" (the kernels package wherever the frames are, also on the
+    CPU) or "swscale" (always swscale; NVDEC frames are downloaded)."""
+
     ray_address: str | None = None
     """Address of an existing Ray cluster; None starts a local one."""
 
@@ -229,6 +235,8 @@ class EngineSettings:
             problems.append("decode_mode must be 'accurate' or 'keyframes'")
         if self.hwaccel not in ("auto", "cuda", "none"):
             problems.append("hwaccel must be 'auto', 'cuda' or 'none'")
+        if self.preprocess not in ("auto", "kernel", "swscale"):
+            problems.append("preprocess must be 'auto', 'kernel' or 'swscale'")
         if self.use_gpus not in ("auto", "never"):
             problems.append("use_gpus must be 'auto' or 'never'")
         if self.inference_actors < 1:

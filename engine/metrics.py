@@ -44,7 +44,10 @@ InferenceStats = Callable[[float], Sequence[Mapping] | None]
 class EngineMetrics:
     """The metrics of one server; the methods are what the API and jobs layers call."""
 
-    def __init__(self, decode_mode: str | None = None, hwaccel: str | None = None) -> None:
+    def __init__(
+        self, decode_mode: str | None = None, hwaccel: str | None = None,
+        decode_report: Mapping | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         self._jobs_started = Counter(
@@ -71,14 +74,22 @@ class EngineMetrics:
             "modengine_http_request_duration_seconds", "Time to answer an HTTP request.",
             ["operation"], buckets=LATENCY_BUCKETS_S, registry=registry)
         if decode_mode is not None:
+            labels = {"mode": decode_mode, "hwaccel": hwaccel or "none"}
+            if decode_report is not None:  # what this machine's decoding actually does
+                labels.update(
+                    decoder=str(decode_report["decoder"]), scaler=str(decode_report["scaler"]),
+                    nvdec_fallback=str(bool(decode_report["nvdec_fallback"])).lower())
             Info("modengine_decode", "Configured video decoding: sampling mode and hardware "
-                 "acceleration.", registry=registry).info(
-                {"mode": decode_mode, "hwaccel": hwaccel or "none"})
+                 "acceleration; with the decode report, the decoder and scaler in use and "
+                 "whether a visible GPU's NVDEC could not be used (nvdec_fallback).",
+                 registry=registry).info(labels)
 
     @classmethod
-    def for_settings(cls, settings) -> EngineMetrics:
-        """Metrics labelled with an EngineSettings' decode mode and hwaccel."""
-        return cls(decode_mode=settings.decode_mode, hwaccel=settings.hwaccel)
+    def for_settings(cls, settings, decode_report: Mapping | None = None) -> EngineMetrics:
+        """Metrics labelled with an EngineSettings' decode mode and hwaccel (and, given
+        `engine.video.decode_path_report`, what decoding does on this machine)."""
+        return cls(decode_mode=settings.decode_mode, hwaccel=settings.hwaccel,
+                   decode_report=decode_report)
 
     # -- what the layers report ------------------------------------------------------------
 

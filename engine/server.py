@@ -35,6 +35,7 @@ from engine.notify import (
 )
 from engine.report import JobReportBuilder
 from engine.storage import access_policy, open_object_store, writable_location
+from engine.video import decode_path_report
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ def build_server_app(
     """
     api_settings = api_settings or ApiSettings.from_engine_settings(settings)
     security = open_api_security(api_settings, settings.data_dir)
-    metrics = EngineMetrics.for_settings(settings)
+    decode = decode_report(settings)
+    metrics = EngineMetrics.for_settings(settings, decode)
     # Callers' accounts are proven only when requests are authenticated; without that the
     # access rules would check names anyone can claim, so they are not enforced.
     access = access_policy(settings, read_default_key(security.credentials_file).account,
@@ -92,7 +94,7 @@ def build_server_app(
         rate_limiter=security.rate_limiter,
         max_body_bytes=security.max_body_bytes,
         metrics=metrics,
-        health_check=lambda: check_health(jobs.store, jobs.executor),
+        health_check=lambda: {**check_health(jobs.store, jobs.executor), "decode": decode},
         metrics_auth_enabled=settings.metrics_auth_enabled,
         report_builder=JobReportBuilder(settings, jobs.store, jobs.service.objects),
         extra_routes=[signing_certificate_route(signer)],
@@ -111,6 +113,18 @@ def signing_certificate_route(signer: NotificationSigner) -> Route:
         return Response(signer.certificate_pem, media_type="application/x-pem-file")
 
     return Route(SIGNING_CERT_PATH, certificate, methods=["GET"])
+
+
+def decode_report(settings: EngineSettings) -> dict:
+    """What video decoding does on this machine; a GPU whose NVDEC cannot be used is logged
+    as a warning at start (and shows in /healthz and modengine_decode_info), because
+    decoding on the CPU instead is otherwise silent and many times slower."""
+    report = decode_path_report(settings.hwaccel, settings.preprocess)
+    if report["nvdec_fallback"]:
+        log.warning("video decode: NVDEC WANTED BUT UNAVAILABLE: %s", report["reason"])
+    else:
+        log.info("video decode: %s decoder, %s scaler", report["decoder"], report["scaler"])
+    return report
 
 
 def serve(

@@ -13,17 +13,35 @@ Colour conversion (ITU-R BT.601 / BT.709, in 0..255 units)::
 
 limited ("tv"/"mpeg") range: Y in 16..235 and U/V in 16..240, so y_scale = 255/219 and the
 chroma terms carry 255/224; full ("pc"/"jpeg") range: y_offset 0 and scales 1.
+
+P010 (NVDEC's 10-bit output) holds each 10-bit sample in the high bits of a uint16, so a sample
+divided by 256 is its value in the same 0..255 units (`sample_scale`) and every formula above
+applies unchanged.
+
+Resizing is a table of taps per output row and per output column (`resize_taps`): bilinear
+with half-pixel centres, optionally antialiased (a triangle filter widened by the downscale
+ratio, torch's `antialias=True`, which is also what swscale's BILINEAR does when it shrinks).
+The kernel and the reference read the same tables, so they blend the same pixels with the
+same weights.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-PLANE_FORMATS = ("nv12", "yuv420p")
-COLOUR_MATRICES = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}  # (Kr, Kb)
+PLANE_FORMATS = ("nv12", "yuv420p", "p010")
+SAMPLE_SCALES = {"nv12": 1.0, "yuv420p": 1.0, "p010": 1.0 / 256.0}
+"""What one stored sample is worth in 0..255 units (P010: 10 bits in the top of 16)."""
+_PLANE_DTYPES = {"nv12": torch.uint8, "yuv420p": torch.uint8, "p010": torch.uint16}
+COLOUR_MATRICES = {
+    "bt601": (0.299, 0.114),
+    "bt709": (0.2126, 0.0722),
+    "bt2020": (0.2627, 0.0593),
+}  # (Kr, Kb)
 _MATRIX_ALIASES = {
     "bt601": "bt601",
     "bt470bg": "bt601",
@@ -31,6 +49,9 @@ _MATRIX_ALIASES = {
     "itu601": "bt601",
     "bt709": "bt709",
     "itu709": "bt709",
+    "bt2020": "bt2020",
+    "bt2020nc": "bt2020",
+    "bt2020ncl": "bt2020",
 }
 _RANGE_ALIASES = {
     "limited": "limited",
@@ -72,7 +93,9 @@ def canonical_matrix(matrix: str) -> str:
         str(matrix).lower().replace("-", "").replace(".", "").replace("_", "")
     )
     if name is None:
-        raise YuvInputError(f"colour matrix {matrix!r} is not supported; use 'bt601' or 'bt709'")
+        raise YuvInputError(
+            f"colour matrix {matrix!r} is not supported; use one of {sorted(COLOUR_MATRICES)}"
+        )
     return name
 
 
@@ -130,7 +153,7 @@ def output_size(out_size: Sequence[int]) -> tuple[int, int]:
 def split_planes(
     planes: Sequence[torch.Tensor], fmt: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Return (Y, U, V) as batched uint8 (N, rows, cols) views, strides untouched.
+    """Return (Y, U, V) as batched (N, rows, cols) views, strides untouched.
 
     NV12's interleaved UV plane becomes two views with a column stride of 2, so the kernel
     and the reference read both formats through the same (batch, row, column) strides.
@@ -140,26 +163,27 @@ def split_planes(
     fmt = str(fmt).lower()
     if fmt not in PLANE_FORMATS:
         raise YuvInputError(f"plane format {fmt!r} is not supported; use one of {PLANE_FORMATS}")
-    expected = 2 if fmt == "nv12" else 3
+    expected = 2 if fmt in ("nv12", "p010") else 3
     if len(planes) != expected:
         raise YuvInputError(f"{fmt} needs {expected} planes, got {len(planes)}")
-    y = _batched(planes[0], 2, "Y")
+    dtype = _PLANE_DTYPES[fmt]
+    y = _batched(planes[0], 2, "Y", dtype)
     height, width = y.shape[1], y.shape[2]
     chroma_h, chroma_w = (height + 1) // 2, (width + 1) // 2
-    if fmt == "nv12":
+    if fmt in ("nv12", "p010"):
         uv = planes[1]
         if uv.dim() >= 3 and uv.shape[-1] == 2 and uv.shape[-2] == chroma_w:
-            uv = _batched(uv, 3, "UV")
+            uv = _batched(uv, 3, "UV", dtype)
         else:
-            uv = _batched(uv, 2, "UV")
+            uv = _batched(uv, 2, "UV", dtype)
             if uv.shape[-1] != 2 * chroma_w:
                 raise YuvInputError(
-                    f"NV12 UV rows must hold {2 * chroma_w} bytes, got {uv.shape[-1]}"
+                    f"{fmt} UV rows must hold {2 * chroma_w} samples, got {uv.shape[-1]}"
                 )
             uv = uv.unflatten(-1, (chroma_w, 2))
         u, v = uv[..., 0], uv[..., 1]
     else:
-        u, v = _batched(planes[1], 2, "U"), _batched(planes[2], 2, "V")
+        u, v = _batched(planes[1], 2, "U", dtype), _batched(planes[2], 2, "V", dtype)
     for name, plane in (("U", u), ("V", v)):
         if tuple(plane.shape) != (y.shape[0], chroma_h, chroma_w):
             raise YuvInputError(
@@ -171,10 +195,13 @@ def split_planes(
     return y, u, v
 
 
-def _batched(plane: torch.Tensor, frame_dims: int, name: str) -> torch.Tensor:
-    if not isinstance(plane, torch.Tensor) or plane.dtype != torch.uint8:
+def _batched(
+    plane: torch.Tensor, frame_dims: int, name: str, dtype: torch.dtype
+) -> torch.Tensor:
+    if not isinstance(plane, torch.Tensor) or plane.dtype != dtype:
         raise YuvInputError(
-            f"{name} plane must be a uint8 torch.Tensor, got {getattr(plane, 'dtype', type(plane))}"
+            f"{name} plane must be a {dtype} torch.Tensor, got "
+            f"{getattr(plane, 'dtype', type(plane))}"
         )
     if plane.dim() == frame_dims:
         plane = plane.unsqueeze(0)
@@ -183,3 +210,42 @@ def _batched(plane: torch.Tensor, frame_dims: int, name: str) -> torch.Tensor:
             f"{name} plane must be (N, ...) with {frame_dims} frame dims, got {tuple(plane.shape)}"
         )
     return plane
+
+
+@dataclass(frozen=True)
+class ResizeTaps:
+    """For each output index i: source indices first[i] + t (clamped to the input) weighted
+    weights[i, t], t < taps. Float32 tables on the CPU; weights of one row sum to 1."""
+
+    first: torch.Tensor
+    weights: torch.Tensor
+
+    @property
+    def taps(self) -> int:
+        return int(self.weights.shape[1])
+
+
+def resize_taps(in_len: int, out_len: int, antialias: bool) -> ResizeTaps:
+    """Tap table of a half-pixel-centred bilinear resize from in_len to out_len samples.
+
+    Without antialias (or when enlarging) this is torch's bilinear with align_corners=False:
+    2 taps, the scale a float32 in/out ratio. With antialias a shrink uses a triangle filter
+    as wide as the ratio (torch's `antialias=True`), so every source pixel counts.
+    """
+    scale = in_len / out_len
+    if not antialias or scale <= 1.0:
+        ratio = torch.tensor(scale, dtype=torch.float32)
+        src = ((torch.arange(out_len, dtype=torch.float32) + 0.5) * ratio - 0.5).clamp_min(0.0)
+        first = src.floor().clamp_max(in_len - 1)
+        high = src - first
+        return ResizeTaps(first.to(torch.int32), torch.stack((1.0 - high, high), dim=1))
+    support = scale  # half-width of the widened triangle, in source pixels
+    taps = math.ceil(support) * 2 + 1
+    centre = (torch.arange(out_len, dtype=torch.float64) + 0.5) * scale
+    first = (centre - support + 0.5).floor().clamp_min(0.0)
+    last = (centre + support + 0.5).floor().clamp_max(in_len)
+    index = first[:, None] + torch.arange(taps, dtype=torch.float64)[None, :]
+    weights = (1.0 - ((index - centre[:, None] + 0.5) / scale).abs()).clamp_min(0.0)
+    weights = torch.where(index < last[:, None], weights, 0.0)
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    return ResizeTaps(first.to(torch.int32), weights.to(torch.float32))

@@ -2,13 +2,15 @@
 
 Why one kernel: on a GPU the naive chain (upsample chroma, convert to RGB, interpolate,
 normalise) writes and re-reads full-resolution float images several times; here every
-output pixel reads its 4 luma and 4+4 chroma bytes and writes its 3 output values once.
+output pixel reads its taps' luma and chroma samples (2 x 2 taps for bilinear, the shrink
+ratio's triangle with antialias) and writes its 3 output values once.
 The semantics are those of `kernels.yuv_reference` (which the tests hold this to); this
 module imports triton at import time, so only import it where triton exists (the
 dispatcher in `kernels.yuv` does so lazily, for CUDA tensors only).
 
 Grid: axis 0 = blocks of BLOCK output pixels (row-major over out_h x out_w), axis 1 = frame
-in the batch. Offsets into the planes use int64 for the batch term so large batches of
+in the batch. The taps come from `resize_taps` tables (first source index and weights per
+output row and column), the same tables the torch reference reads. Offsets into the planes use int64 for the batch term so large batches of
 padded 4K frames cannot overflow.
 """
 
@@ -22,14 +24,19 @@ import triton
 import triton.language as tl
 
 from kernels.yuv_params import (
+    SAMPLE_SCALES,
     YuvInputError,
     colour_coefficients,
     normalisation,
     output_size,
+    resize_taps,
     split_planes,
 )
 
 DEFAULT_BLOCK = 256
+INTERPRETER_MAX_BLOCK = 1 << 16
+"""The interpreter pays per program and per op, not per element: one big block per frame
+makes it hundreds of times faster on CPU (the kernel's result does not depend on BLOCK)."""
 
 
 @triton.jit
@@ -38,6 +45,10 @@ def _yuv_to_model_input_kernel(
     u_ptr,
     v_ptr,
     out_ptr,
+    row_first_ptr,
+    row_weight_ptr,
+    col_first_ptr,
+    col_weight_ptr,
     y_sb,
     y_sr,
     y_sc,
@@ -51,8 +62,7 @@ def _yuv_to_model_input_kernel(
     in_w,
     out_h,
     out_w,
-    scale_h,
-    scale_w,
+    sample_scale,
     y_offset,
     y_scale,
     r_cr,
@@ -65,6 +75,8 @@ def _yuv_to_model_input_kernel(
     std_r,
     std_g,
     std_b,
+    TAPS_H: tl.constexpr,
+    TAPS_W: tl.constexpr,
     NORMALISE: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
@@ -73,45 +85,34 @@ def _yuv_to_model_input_kernel(
     pixel = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     n_out = out_h * out_w
     mask = pixel < n_out
-    out_row = pixel // out_w
-    out_col = pixel % out_w
-
-    # Half-pixel centres, clamped at 0: torch's bilinear with align_corners=False.
-    src_row = tl.maximum((out_row.to(tl.float32) + 0.5) * scale_h - 0.5, 0.0)
-    src_col = tl.maximum((out_col.to(tl.float32) + 0.5) * scale_w - 0.5, 0.0)
-    row0 = tl.minimum(tl.floor(src_row).to(tl.int32), in_h - 1)
-    col0 = tl.minimum(tl.floor(src_col).to(tl.int32), in_w - 1)
-    row1 = tl.minimum(row0 + 1, in_h - 1)
-    col1 = tl.minimum(col0 + 1, in_w - 1)
-    w_row1 = src_row - row0.to(tl.float32)
-    w_col1 = src_col - col0.to(tl.float32)
-
-    # The 4 bilinear taps as a second axis: tap t uses row (t // 2) and column (t % 2).
-    tap = tl.arange(0, 4)[None, :]
-    row = tl.where(tap >= 2, row1[:, None], row0[:, None])
-    col = tl.where((tap % 2) == 1, col1[:, None], col0[:, None])
-    w_row = tl.where(tap >= 2, w_row1[:, None], 1.0 - w_row1[:, None])
-    w_col = tl.where((tap % 2) == 1, w_col1[:, None], 1.0 - w_col1[:, None])
-    weight = w_row * w_col
-    tap_mask = mask[:, None] & (tap < 4)  # (tap < 4) only broadcasts the mask to (BLOCK, 4)
-
-    # Chroma: nearest 4:2:0 sample (row // 2, col // 2) for every luma tap.
-    luma = tl.load(y_ptr + frame * y_sb + row * y_sr + col * y_sc, mask=tap_mask, other=0)
-    cb = tl.load(
-        u_ptr + frame * u_sb + (row // 2) * u_sr + (col // 2) * u_sc, mask=tap_mask, other=128
-    )
-    cr = tl.load(
-        v_ptr + frame * v_sb + (row // 2) * v_sr + (col // 2) * v_sc, mask=tap_mask, other=128
-    )
-    luma = (luma.to(tl.float32) - y_offset) * y_scale
-    cb = cb.to(tl.float32) - 128.0
-    cr = cr.to(tl.float32) - 128.0
-    # Clamp each tap before blending: the resize works on a valid 0..255 RGB image.
-    red = tl.sum(tl.minimum(tl.maximum(luma + r_cr * cr, 0.0), 255.0) * weight, axis=1)
-    green = tl.sum(
-        tl.minimum(tl.maximum(luma + g_cb * cb + g_cr * cr, 0.0), 255.0) * weight, axis=1
-    )
-    blue = tl.sum(tl.minimum(tl.maximum(luma + b_cb * cb, 0.0), 255.0) * weight, axis=1)
+    out_row = tl.where(mask, pixel // out_w, 0)
+    out_col = tl.where(mask, pixel % out_w, 0)
+    row_first = tl.load(row_first_ptr + out_row)
+    col_first = tl.load(col_first_ptr + out_col)
+    red = tl.zeros((BLOCK,), tl.float32)
+    green = tl.zeros((BLOCK,), tl.float32)
+    blue = tl.zeros((BLOCK,), tl.float32)
+    for row_tap in range(TAPS_H):
+        row = tl.minimum(row_first + row_tap, in_h - 1)
+        row_weight = tl.load(row_weight_ptr + out_row * TAPS_H + row_tap)
+        for col_tap in range(TAPS_W):
+            col = tl.minimum(col_first + col_tap, in_w - 1)
+            weight = row_weight * tl.load(col_weight_ptr + out_col * TAPS_W + col_tap)
+            # Chroma: the nearest 4:2:0 sample (row // 2, col // 2) of this luma tap.
+            luma = tl.load(y_ptr + frame * y_sb + row * y_sr + col * y_sc, mask=mask, other=0)
+            cb = tl.load(
+                u_ptr + frame * u_sb + (row // 2) * u_sr + (col // 2) * u_sc, mask=mask, other=0
+            )
+            cr = tl.load(
+                v_ptr + frame * v_sb + (row // 2) * v_sr + (col // 2) * v_sc, mask=mask, other=0
+            )
+            luma = (luma.to(tl.float32) * sample_scale - y_offset) * y_scale
+            cb = cb.to(tl.float32) * sample_scale - 128.0
+            cr = cr.to(tl.float32) * sample_scale - 128.0
+            # Clamp each tap before blending: the resize works on a valid 0..255 RGB image.
+            red += tl.minimum(tl.maximum(luma + r_cr * cr, 0.0), 255.0) * weight
+            green += tl.minimum(tl.maximum(luma + g_cb * cb + g_cr * cr, 0.0), 255.0) * weight
+            blue += tl.minimum(tl.maximum(luma + b_cb * cb, 0.0), 255.0) * weight
 
     if NORMALISE:
         # float32 NCHW
@@ -122,9 +123,14 @@ def _yuv_to_model_input_kernel(
     else:
         # uint8 NHWC, rounded half up
         out_base = out_ptr + frame * 3 * n_out + pixel * 3
-        tl.store(out_base, tl.minimum(tl.floor(red + 0.5), 255.0).to(tl.uint8), mask=mask)
-        tl.store(out_base + 1, tl.minimum(tl.floor(green + 0.5), 255.0).to(tl.uint8), mask=mask)
-        tl.store(out_base + 2, tl.minimum(tl.floor(blue + 0.5), 255.0).to(tl.uint8), mask=mask)
+        tl.store(out_base, _to_level(red), mask=mask)
+        tl.store(out_base + 1, _to_level(green), mask=mask)
+        tl.store(out_base + 2, _to_level(blue), mask=mask)
+
+
+@triton.jit
+def _to_level(value):
+    return tl.minimum(tl.maximum(tl.floor(value + 0.5), 0.0), 255.0).to(tl.uint8)
 
 
 def kernel_is_interpreted() -> bool:
@@ -141,7 +147,8 @@ def yuv_to_model_input_triton(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     *,
-    block: int = DEFAULT_BLOCK,
+    antialias: bool = False,
+    block: int | None = None,
 ) -> torch.Tensor:
     """Same contract as `yuv_to_rgb_resized_reference`, computed by one Triton launch.
 
@@ -157,12 +164,18 @@ def yuv_to_model_input_triton(
     norm = normalisation(mean, std)
     out_h, out_w = output_size(out_size)
     batch, in_h, in_w = y.shape
+    rows, cols = resize_taps(in_h, out_h, antialias), resize_taps(in_w, out_w, antialias)
+    tables = [t.to(y.device) for t in (rows.first, rows.weights, cols.first, cols.weights)]
     if norm is None:
         out = torch.empty((batch, out_h, out_w, 3), dtype=torch.uint8, device=y.device)
         mean_t, std_t = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     else:
         out = torch.empty((batch, 3, out_h, out_w), dtype=torch.float32, device=y.device)
         mean_t, std_t = norm.mean, norm.std
+    if block is None:
+        block = DEFAULT_BLOCK
+        if not y.is_cuda:
+            block = min(triton.next_power_of_2(out_h * out_w), INTERPRETER_MAX_BLOCK)
     grid = (triton.cdiv(out_h * out_w, block), batch)
     # Triton launches on the *current* device: make it the planes' device (cuda:1 etc.).
     with torch.cuda.device(y.device) if y.is_cuda else contextlib.nullcontext():
@@ -171,6 +184,7 @@ def yuv_to_model_input_triton(
             u,
             v,
             out,
+            *(t.contiguous() for t in tables),
             *y.stride(),
             *u.stride(),
             *v.stride(),
@@ -178,8 +192,7 @@ def yuv_to_model_input_triton(
             in_w,
             out_h,
             out_w,
-            in_h / out_h,
-            in_w / out_w,
+            SAMPLE_SCALES[str(fmt).lower()],
             coeffs.y_offset,
             coeffs.y_scale,
             coeffs.r_cr,
@@ -188,6 +201,8 @@ def yuv_to_model_input_triton(
             coeffs.b_cb,
             *mean_t,
             *std_t,
+            TAPS_H=rows.taps,
+            TAPS_W=cols.taps,
             NORMALISE=norm is not None,
             BLOCK=block,
         )

@@ -46,6 +46,23 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture
+def triton_device(monkeypatch) -> str:
+    """Where the Triton kernels run in this test: "cuda" on a GPU node, else "cpu" under
+    Triton's interpreter (TRITON_INTERPRET=1, set before kernels.yuv_triton is first imported;
+    only on machines without CUDA, so a GPU node never interprets torch.compile's kernels)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    from kernels import yuv_triton
+
+    if not yuv_triton.kernel_is_interpreted():
+        pytest.fail("kernels.yuv_triton was imported before TRITON_INTERPRET was set")
+    return "cpu"
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """A local Ray for the whole session (2 CPUs), shut down at the end by its own handle."""

@@ -35,6 +35,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from engine.video.scaling import SWSCALE_FLAGS
+
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (255, 0, 0),
     "green": (0, 255, 0),
@@ -409,7 +411,7 @@ def decode_reference_frames(path: str | Path, output_size: tuple[int, int]) -> l
             quarter_turns = round(frame.rotation / 90) % 4
             coded_w, coded_h = (height, width) if quarter_turns % 2 else (width, height)
             rgb = frame.reformat(
-                width=coded_w, height=coded_h, format="rgb24", interpolation="BILINEAR"
+                width=coded_w, height=coded_h, format="rgb24", interpolation=SWSCALE_FLAGS
             ).to_ndarray()
             decoded.append(
                 (
@@ -455,3 +457,40 @@ def remux_with_leading_cut(source: str | Path, target: str | Path, cut_frames: i
             packet.dts -= shift
             packet.stream = target_stream
             writer.mux(packet)
+
+
+def make_smooth_video(
+    path: str | Path,
+    size: tuple[int, int] = (160, 96),
+    duration_s: float = 1.0,
+    fps: int = 10,
+    codec: str = "h264",
+    pix_fmt: str = "yuv420p",
+) -> None:
+    """Slowly moving smooth colour waves (like photographs: no hard edges, no noise).
+
+    Where the swscale path and the GPU kernel path must agree to a level, content has to be
+    smooth: on hard chroma edges each resampler's filter shape shows. `pix_fmt`
+    "yuv420p10le" writes 10-bit (H.264 High 10 or HEVC Main 10).
+    """
+    width, height = size
+    rows, columns = np.mgrid[0:height, 0:width].astype(np.float64)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream({"h264": "libx264", "hevc": "libx265"}[codec], rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.options = {"x265-params": "log-level=error"} if codec == "hevc" else {}
+        for index in range(max(1, round(duration_s * fps))):
+            shift = index * 3.0
+            picture = np.stack(
+                [
+                    128 + 100 * np.sin((columns + shift) / 37.0 + rows / 53.0),
+                    128 + 90 * np.cos((rows + shift) / 29.0),
+                    128 + 80 * np.sin((columns + rows - shift) / 71.0),
+                ],
+                axis=-1,
+            ).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format=pix_fmt)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)

@@ -56,7 +56,7 @@ def segment_decode_request(
     decode_mode: str | None = None,
 ) -> SegmentDecodeRequest:
     """How a segment is decoded for the model under `settings` (sampling interval, decode
-    threads, hardware decoding), the same for the cluster's tasks and for batch."""
+    threads, hardware decoding and where frames are scaled), the same for the cluster's tasks and for batch."""
     return SegmentDecodeRequest(
         source=source,
         probe=probe,
@@ -66,6 +66,7 @@ def segment_decode_request(
         mode=decode_mode or settings.decode_mode,
         threads=settings.effective_decode_threads,
         hwaccel=settings.hwaccel,
+        preprocess=settings.preprocess,
     )
 
 

@@ -10,7 +10,7 @@ from engine.video.decode import (
     decode_segment,
     unique_frames,
 )
-from engine.video.hwdecode import HWACCEL_MODES
+from engine.video.hwdecode import HWACCEL_MODES, PREPROCESS_MODES, decode_path_report
 from engine.video.limits import DEFAULT_MAX_FRAME_PIXELS, check_duration
 from engine.video.plan import plan_segments, sample_times_ms
 from engine.video.probe import probe_video
@@ -20,12 +20,14 @@ __all__ = [
     "DECODE_MODES",
     "DEFAULT_MAX_FRAME_PIXELS",
     "HWACCEL_MODES",
+    "PREPROCESS_MODES",
     "FrameBatch",
     "Segment",
     "SegmentDecodeRequest",
     "VideoError",
     "VideoProbe",
     "check_duration",
+    "decode_path_report",
     "decode_sampled_frames",
     "decode_segment",
     "plan_segments",

@@ -26,7 +26,7 @@ import numpy as np
 from av.codec.hwaccel import HWAccel
 
 from engine.video import timeline
-from engine.video.hwdecode import check_hwaccel_mode, choose_hwaccel
+from engine.video.hwdecode import check_hwaccel_mode, check_preprocess_mode, choose_decode_path
 from engine.video.keyframes import (
     KeyframeUnavailableError,
     decode_keyframes,
@@ -43,7 +43,7 @@ from engine.video.limits import (
 )
 from engine.video.nal import stream_nal_format
 from engine.video.plan import sample_times_ms
-from engine.video.scaling import UprightScaler
+from engine.video.scaling import FrameScaler, UprightScaler
 from engine.video.selective import PacketSelector
 from engine.video.types import FrameBatch, Segment, SegmentDecodeRequest, VideoError, VideoProbe
 
@@ -80,7 +80,7 @@ def decode_sampled_frames(request: SegmentDecodeRequest) -> FrameBatch:
         decode_segment(
             request.source, request.probe, request.segment, request.sample_interval_ms,
             request.output_size, mode=request.mode, threads=request.threads,
-            hwaccel=request.hwaccel,
+            hwaccel=request.hwaccel, preprocess=request.preprocess,
         )
     )
 
@@ -112,6 +112,7 @@ def decode_segment(
     selective: bool = True,
     threads: int = 0,
     hwaccel: str = "auto",
+    preprocess: str = "auto",
     time_limit_s: float | None = None,
     max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
 ) -> FrameBatch:
@@ -124,6 +125,8 @@ def decode_segment(
     threads (0 = one per core; give a Ray task its CPU reservation so workers do not
     oversubscribe); keyframes mode runs that many single-threaded decoders instead. `hwaccel`: "auto" decodes on NVDEC when a CUDA device opens, else in
     software; "cuda" demands NVDEC (VideoError without it); "none" is software only.
+    `preprocess` ("auto", "kernel", "swscale"; engine/video/hwdecode.py) picks the scaler:
+    "auto" keeps NVDEC frames on the GPU for the Triton kernel when it can.
     `time_limit_s` bounds the wall time (None: 60 s + 10 s per second of segment) and
     `max_frame_pixels` the frame size; past either, VideoError.
     """
@@ -138,13 +141,16 @@ def decode_segment(
     if threads < 0:
         raise ValueError(f"threads must be >= 0, got {threads}")
     check_hwaccel_mode(hwaccel)
+    check_preprocess_mode(preprocess)
     if time_limit_s is None:
         time_limit_s = default_decode_time_limit_s(segment.duration_ms)
     name = timeline.display_name(source)
+    path = choose_decode_path(hwaccel, preprocess)
     settings = _DecodeSettings(
         mode=mode,
         threads=threads,
-        hardware=choose_hwaccel(hwaccel),
+        hardware=path.hardware,
+        kernel_device=path.kernel_device,
         forced_hardware=hwaccel == "cuda",
         deadline=Deadline(
             time_limit_s, f"Decoding {name} at {segment.start_ms}-{segment.stop_ms} ms"
@@ -163,7 +169,7 @@ def decode_segment(
             f"({timeline.describe_ffmpeg_error(error)}); the file is probably damaged or truncated."
         ) from error
     return FrameBatch(
-        frames=np.stack([array for _, array in picks]),
+        frames=decoder.stack([array for _, array in picks]),
         timestamps_ms=[timestamp_ms for timestamp_ms, _ in picks],
         sample_times_ms=targets_ms,
     )
@@ -176,6 +182,8 @@ class _DecodeSettings:
     mode: str
     threads: int
     hardware: HWAccel | None
+    kernel_device: str | None
+    """Where the kernel scaler runs ("cuda", "cpu"); None: swscale."""
     forced_hardware: bool
     deadline: Deadline
     max_frame_pixels: int
@@ -191,7 +199,21 @@ class _SegmentDecoder:
         self._targets_ms = targets_ms
         self._settings = settings
         self._output_size = output_size
-        self._scaler = UprightScaler(output_size, probe.rotation_degrees)
+        self._scaler = self._new_scaler()
+
+    def _new_scaler(self) -> FrameScaler:
+        """swscale, or the kernel scaler on the device the settings name (one per thread)."""
+        rotation = self._probe.rotation_degrees
+        if self._settings.kernel_device is None:
+            return UprightScaler(self._output_size, rotation)
+        # Imported here: it brings torch and the kernels, which swscale decoding never needs.
+        from engine.video.device_scaling import KernelScaler
+
+        return KernelScaler(self._output_size, rotation, self._settings.kernel_device)
+
+    def stack(self, arrays: list) -> np.ndarray:
+        """The picks as one (N, H, W, 3) uint8 host array (kernel picks: one download)."""
+        return self._scaler.stack(arrays)
 
     def pick(self, selective: bool) -> list[tuple[int, np.ndarray]]:
         """Keyframes mode: jump to each needed keyframe. Otherwise, or if that fails: sequential."""
@@ -218,9 +240,7 @@ class _SegmentDecoder:
             arrays.update(self._decode_keyframe_run(runs[0], self._scaler))
         else:
             with ThreadPoolExecutor(len(runs), thread_name_prefix="keyframes") as pool:
-                scalers = [
-                    UprightScaler(self._output_size, self._probe.rotation_degrees) for _ in runs
-                ]
+                scalers = [self._new_scaler() for _ in runs]
                 for part in pool.map(self._decode_keyframe_run, runs, scalers):
                     arrays.update(part)
         return [(keyframe_ms, arrays[keyframe_ms]) for keyframe_ms in keyframe_per_target]
@@ -232,7 +252,7 @@ class _SegmentDecoder:
         return max(1, min(threads, _MAX_KEYFRAME_WORKERS))
 
     def _decode_keyframe_run(
-        self, wanted_ms: list[int], scaler: UprightScaler
+        self, wanted_ms: list[int], scaler: FrameScaler
     ) -> dict[int, np.ndarray]:
         """Decode (one thread) and convert the keyframes `wanted_ms` from a container of its own."""
         arrays = {}

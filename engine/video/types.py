@@ -73,6 +73,8 @@ class SegmentDecodeRequest:
     """FFmpeg decode threads (0: one per core)."""
     hwaccel: str = "auto"
     """"auto", "cuda" or "none" (engine.video.HWACCEL_MODES)."""
+    preprocess: str = "auto"
+    """Where frames are scaled: "auto", "kernel" or "swscale" (engine.video.PREPROCESS_MODES)."""
 
 
 @dataclass

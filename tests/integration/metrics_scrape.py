@@ -19,4 +19,10 @@ def scrape(url: str, **options) -> dict[str, dict[tuple, float]]:
 
 
 def value(samples, name: str, **labels) -> float:
-    return samples.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
+    """The sample of `name` with exactly `labels`; failing that, the sum over the samples whose
+    labels include them (modengine_decode_info carries machine-dependent decoder labels)."""
+    family = samples.get(name, {})
+    exact = tuple(sorted(labels.items()))
+    if exact in family:
+        return family[exact]
+    return sum(v for key, v in family.items() if set(exact) <= set(key))

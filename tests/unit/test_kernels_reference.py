@@ -163,7 +163,7 @@ def test_unbatched_planes_are_one_frame_and_aliases_match():
         (lambda a: {**a, "planes": (a["planes"][0].float(), *a["planes"][1:])}, "uint8"),
         (lambda a: {**a, "planes": a["planes"][:2]}, "needs 3 planes"),
         (lambda a: {**a, "fmt": "rgb24"}, "plane format"),
-        (lambda a: {**a, "matrix": "bt2020"}, "colour matrix"),
+        (lambda a: {**a, "matrix": "smpte240m"}, "colour matrix"),
         (lambda a: {**a, "colour_range": "studio"}, "colour range"),
         (lambda a: {**a, "out_size": (0, 3)}, "out_size"),
         (lambda a: {**a, "mean": (0.5, 0.5, 0.5)}, "together"),

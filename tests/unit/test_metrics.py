@@ -131,3 +131,12 @@ def test_the_batching_queue_records_batch_sizes_and_queue_depth():
     stats = queue.stats.as_dict()
     assert stats["batch_sizes"] == {4: 1, 2: 1}
     assert stats["frames"] == 6 and stats["batches"] == 2
+
+
+def test_decode_info_names_the_decoder_in_use_and_an_nvdec_fallback():
+    report = {"hwaccel": "auto", "decoder": "software", "scaler": "swscale",
+              "nvdec_fallback": True, "reason": "a CUDA GPU is visible but ..."}
+    metrics = EngineMetrics(decode_mode="accurate", hwaccel="auto", decode_report=report)
+    assert scrape(metrics)["modengine_decode_info"] == {(
+        ("decoder", "software"), ("hwaccel", "auto"), ("mode", "accurate"),
+        ("nvdec_fallback", "true"), ("scaler", "swscale")): 1}
