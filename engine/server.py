@@ -17,8 +17,9 @@ from starlette.applications import Starlette
 from engine.api import build_app
 from engine.api.security import open_api_security
 from engine.api.settings import ApiSettings
+from engine.api.wire import image_moderation_to_wire
 from engine.config import EngineSettings
-from engine.jobs import JobSystem, default_runner_factory, open_job_system
+from engine.jobs import JobSystem, MediaAnalysisBackend, default_runner_factory, open_job_system
 from engine.jobs.executor import RunnerFactory
 from engine.jobs.health import check_health
 from engine.logs import configure_logging
@@ -30,6 +31,14 @@ from engine.storage import open_object_store
 log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def score_images(*args, **kwargs):
+    """Media analysis jobs' images on Ray Data (engine/batch/images.py), imported on first use
+    so that starting the server never imports Ray Data."""
+    from engine.batch.images import score_images as score
+
+    return score(*args, **kwargs)
 
 
 def build_server_app(
@@ -56,6 +65,7 @@ def build_server_app(
         notify_settings=notify_settings,
         worker_count=worker_count,
         metrics=metrics,
+        media_backend=MediaAnalysisBackend(score_images, image_moderation_to_wire),
     )
 
     @contextlib.asynccontextmanager

@@ -15,6 +15,7 @@ Knows nothing about HTTP, Ray or PyAV.
 from __future__ import annotations
 
 from engine.jobs.adapter_types import ProjectRecord, VersionRecord
+from engine.jobs.media_types import MediaAnalysisRecord
 from engine.jobs.types import ImageModeration, ResultPage
 from engine.results.types import ContentType, Detection, ModerationResult
 from engine.storage.base import ObjectRef
@@ -219,4 +220,42 @@ def project_version_to_wire(version: VersionRecord) -> dict:
     item["BaseModelVersion"] = version.base_model_version
     item["FeatureConfig"] = {"ContentModeration": {
         "ConfidenceThreshold": version.confidence_threshold}}
+    return item
+
+
+# -- media analysis jobs ---------------------------------------------------------------------------
+
+
+def media_analysis_job_to_wire(job: MediaAnalysisRecord) -> dict:
+    """A MediaAnalysisJobDescription (GetMediaAnalysisJob's response has the same members)."""
+    request = job.request
+    moderation: dict = {}
+    if request.min_confidence is not None:
+        moderation["MinConfidence"] = request.min_confidence
+    if request.project_version:
+        moderation["ProjectVersion"] = request.project_version
+    output = {"S3Bucket": request.output_bucket}
+    if request.output_prefix:
+        output["S3KeyPrefix"] = request.output_prefix
+    item: dict = {"JobId": job.job_id}
+    if request.job_name:
+        item["JobName"] = request.job_name
+    item["OperationsConfig"] = {"DetectModerationLabels": moderation}
+    item["Status"] = job.status.value
+    if job.failure_code is not None:
+        item["FailureDetails"] = {"Code": job.failure_code.value,
+                                  "Message": job.failure_message or ""}
+    item["CreationTimestamp"] = epoch_seconds(job.created_ms)
+    if job.completed_ms is not None:
+        item["CompletionTimestamp"] = epoch_seconds(job.completed_ms)
+    item["Input"] = {"S3Object": s3_object_to_wire(request.manifest)}
+    item["OutputConfig"] = output
+    if request.kms_key_id:
+        item["KmsKeyId"] = request.kms_key_id
+    outputs = job.outputs
+    if outputs is not None:
+        if outputs.results is not None:
+            item["Results"] = {"S3Object": s3_object_to_wire(outputs.results),
+                               "ModelVersions": {"Moderation": outputs.model_version}}
+        item["ManifestSummary"] = {"S3Object": s3_object_to_wire(outputs.summary)}
     return item

@@ -29,6 +29,7 @@ _PUBLIC = {
     "actor_placement": "engine.cluster.inference",
     "load_pool_classifier": "engine.cluster.inference",
     "load_classifier": "engine.cluster.model_loader",
+    "FrameScorer": "engine.cluster.scoring",
 }
 
 __all__ = list(_PUBLIC)

@@ -47,21 +47,27 @@ def line(bucket: str, key: str, labels: list[str]) -> str:
                            "ModerationLabels": [{"Name": name} for name in labels]}})
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("adapters-api")
-    more_keys = write_account_keys(data_dir / "more-keys", OTHER_ACCOUNT, "210987654321")
-    images = data_dir / "objects" / "data"
-    images.mkdir(parents=True)
+def write_training_set(images, positives: int, negatives: int) -> str:
+    """Red-topped positives and blue/green/white negatives in the embedded store's `data`
+    bucket (the folder `images`), and their manifest; returns the manifest's key."""
+    images.mkdir(parents=True, exist_ok=True)
     lines = []
-    for number in range(10):
+    for number in range(positives):
         (images / f"pos{number}.png").write_bytes(picture("red", number))
         lines.append(line("data", f"pos{number}.png", [LABEL]))
-    for number in range(12):
+    for number in range(negatives):
         colour = ("blue", "green", "white")[number % 3]
         (images / f"neg{number}.png").write_bytes(picture(colour, 100 + number))
         lines.append(line("data", f"neg{number}.png", []))
     (images / "train.manifest").write_text("\n".join(lines) + "\n")
+    return "train.manifest"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("adapters-api")
+    more_keys = write_account_keys(data_dir / "more-keys", OTHER_ACCOUNT, "210987654321")
+    write_training_set(data_dir / "objects" / "data", positives=10, negatives=12)
     with scripted_server(data_dir, ApiSettings(extra_credentials_file=more_keys)) as (
             url, jobs, _settings):
         yield url, jobs, data_dir
@@ -88,7 +94,8 @@ def create_version(client, project_arn: str, name: str, manifest: str = "train.m
         TestingData={"AutoCreate": True}, **extra)["ProjectVersionArn"]
 
 
-def wait_trained(client, project_arn: str, version_arn: str, timeout_s: float = 60) -> dict:
+def wait_trained(client, project_arn: str, version_arn: str, timeout_s: float = 60,
+                 log_tail=lambda: "") -> dict:
     deadline = time.monotonic() + timeout_s
     while True:
         name = version_arn.split("/version/")[1].split("/")[0]
@@ -96,7 +103,7 @@ def wait_trained(client, project_arn: str, version_arn: str, timeout_s: float = 
             ProjectArn=project_arn, VersionNames=[name])["ProjectVersionDescriptions"][0]
         if description["Status"] != "TRAINING_IN_PROGRESS":
             return description
-        assert time.monotonic() < deadline, "the training never finished"
+        assert time.monotonic() < deadline, f"the training never finished {log_tail()}"
         time.sleep(0.1)
 
 
