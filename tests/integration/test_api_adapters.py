@@ -328,3 +328,49 @@ def test_an_accounts_video_jobs_use_its_adapter_recorded_at_start(api):
     assert main(["adapters", "use", "--clear", "--account", account,
                  "--data-dir", str(data_dir)]) == 0
     client.delete_project_version(ProjectVersionArn=version)
+
+
+def test_an_adapter_trains_from_manifests_and_images_in_an_s3_server(tmp_path, moto_endpoint):
+    """Training data in a real S3 server (moto on 127.0.0.1), not the embedded store: the
+    manifest (a pinned version) and the images are read from there, the evaluation summary and
+    the split manifests are written there, and the adapter labels an image read from there."""
+    from tests.integration.api_fixtures import aws_client
+
+    s3 = aws_client("s3", moto_endpoint)
+    for bucket in ("training", "results"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket="training", VersioningConfiguration={"Status": "Enabled"})
+    lines = []
+    for number in range(8):
+        s3.put_object(Bucket="training", Key=f"img/p{number}.png", Body=picture("red", number))
+        s3.put_object(Bucket="training", Key=f"img/n{number}.jpg",
+                      Body=picture(("blue", "green")[number % 2], 60 + number, "JPEG"))
+        lines += [line("training", f"img/p{number}.png", [LABEL]),
+                  line("training", f"img/n{number}.jpg", [])]
+    pinned = s3.put_object(Bucket="training", Key="train.manifest",
+                           Body=("\n".join(lines) + "\n").encode())["VersionId"]
+    s3.put_object(Bucket="training", Key="train.manifest", Body=b"{overwritten later\n")
+    s3_settings = {"s3_endpoint": moto_endpoint, "s3_access_key": "x", "s3_secret_key": "y"}
+    with scripted_server(tmp_path, **s3_settings) as (url, _, _):
+        client = rekognition_client(url, config=NO_RETRIES)
+        project = new_project(client, "from-s3")
+        version = client.create_project_version(
+            ProjectArn=project, VersionName="v1",
+            OutputConfig={"S3Bucket": "results", "S3KeyPrefix": "adapters"},
+            TrainingData={"Assets": [{"GroundTruthManifest": {"S3Object": {
+                "Bucket": "training", "Name": "train.manifest", "Version": pinned}}}]},
+            TestingData={"AutoCreate": True})["ProjectVersionArn"]
+        described = wait_trained(client, project, version)
+        assert described["Status"] == "TRAINING_COMPLETED", described.get("StatusMessage")
+        assert described["EvaluationResult"]["F1Score"] == 1.0
+        summary = described["EvaluationResult"]["Summary"]["S3Object"]
+        document = json.loads(s3.get_object(Bucket=summary["Bucket"], Key=summary["Name"])
+                              ["Body"].read())
+        assert document["f1"] == 1.0 and document["training_images"] > 0
+        split = described["TestingDataResult"]["Output"]["Assets"][0]["GroundTruthManifest"]
+        assert s3.get_object(Bucket="results", Key=split["S3Object"]["Name"])["Body"].read()
+        s3.put_object(Bucket="training", Key="new/red.png", Body=picture("red", 777))
+        labelled = client.detect_moderation_labels(
+            Image={"S3Object": {"Bucket": "training", "Name": "new/red.png"}},
+            ProjectVersion=version, MinConfidence=50)
+        assert LABEL in {label["Name"] for label in labelled["ModerationLabels"]}
