@@ -89,7 +89,13 @@ def moderation_result_to_wire(result: ModerationResult) -> dict:
         "ModelInfo": {"Name": result.model_info.name, "Version": result.model_info.version},
         # Not a Rekognition member (boto3 ignores it): how the sampled frames were picked.
         "DecodeMode": result.decode_mode,
-    }
+    } | adapter_to_wire(result.adapter)
+
+
+def adapter_to_wire(arn: str | None) -> dict:
+    """Beyond Rekognition on video results: the adapter the frames were scored with, named as
+    DetectModerationLabels echoes it (ProjectVersion); nothing without one."""
+    return {"ProjectVersion": arn} if arn else {}
 
 
 def result_page_to_wire(page: ResultPage) -> dict:
@@ -112,7 +118,7 @@ def result_page_to_wire(page: ResultPage) -> dict:
     if job.job_tag:
         response["JobTag"] = job.job_tag
     response["GetRequestMetadata"] = request_metadata_to_wire(page.sort_by, page.aggregate_by)
-    return response
+    return response | adapter_to_wire(job.adapter_arn)
 
 
 def image_moderation_to_wire(moderation: ImageModeration) -> dict:

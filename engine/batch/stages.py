@@ -108,11 +108,12 @@ class BatchClassifier:
         return batch
 
 
-def describe_model(settings: EngineSettings):
+def describe_model(settings: EngineSettings, adapter_path: str | None = None):
     """(taxonomy, ModelInfo) of the configured classifier, built in a worker (the driver
-    needs them to size frames and to build detections; weights stay off the driver)."""
+    needs them to size frames and to build detections; weights stay off the driver). With an
+    adapter, the taxonomy is the adapted one (the model stage's score columns)."""
     classifier = load_classifier(settings)
-    return classifier.taxonomy, classifier.info
+    return FrameScorer(classifier).taxonomy_for(adapter_path), classifier.info
 
 
 def metadata_from_json(text: str) -> VideoMetadata:

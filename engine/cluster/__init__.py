@@ -30,6 +30,8 @@ _PUBLIC = {
     "load_pool_classifier": "engine.cluster.inference",
     "load_classifier": "engine.cluster.model_loader",
     "FrameScorer": "engine.cluster.scoring",
+    "adapter_file": "engine.cluster.scoring",
+    "local_adapter_path": "engine.cluster.scoring",
 }
 
 __all__ = list(_PUBLIC)

@@ -10,7 +10,9 @@ merges its labels into the hierarchy (models/adapter.py). Knows nothing of Ray o
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +27,27 @@ from models.adapter import (
 )
 from models.base import FrameClassifier, check_confidences
 from models.taxonomy import Taxonomy
+
+ADAPTERS_DIR = "adapters"
+
+
+def adapter_file(data_dir: Path, arn: str) -> Path:
+    """Where a version's adapter lives: a small file in the data dir that the model-serving
+    actors read (written by the server's training at the end of a successful training, removed
+    with the version), so a local run can apply an adapter a server trained."""
+    return Path(data_dir) / ADAPTERS_DIR / f"{hashlib.sha256(arn.encode()).hexdigest()[:32]}.npz"
+
+
+def local_adapter_path(data_dir: Path, arn: str | None) -> str | None:
+    """The file of adapter `arn` in this data dir for a local run (None: no adapter);
+    AdapterError when the data dir holds no trained adapter of that ARN."""
+    if arn is None:
+        return None
+    path = adapter_file(data_dir, arn)
+    if not path.is_file():
+        raise AdapterError(f"no trained adapter {arn} in {Path(data_dir) / ADAPTERS_DIR} (train "
+                           "it with a server on this data dir, or pass its --data-dir)")
+    return str(path)
 
 
 class FrameScorer:

@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.cluster import AdapterExample, AdapterTrainingRequest, describe_exception
+from engine.cluster import AdapterExample, AdapterTrainingRequest, adapter_file, describe_exception
 from engine.config import EngineSettings
 from engine.errors import (
     InternalServerError,
@@ -31,7 +31,7 @@ from engine.errors import (
     ResourceNotReadyException,
 )
 from engine.jobs import manifests
-from engine.jobs.adapter_store import AdapterStore, adapter_file
+from engine.jobs.adapter_store import AdapterStore
 from engine.jobs.adapter_types import (
     CONTENT_MODERATION,
     Evaluation,
