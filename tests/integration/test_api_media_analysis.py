@@ -190,6 +190,18 @@ def test_each_problem_at_start_answers_its_typed_error(server):
         client.get_media_analysis_job(JobId="no-such-job")
 
 
+def test_an_output_location_that_cannot_be_written_fails_the_job_with_its_code(server):
+    client, _, data_dir, _, _ = server
+    (data_dir / "objects" / "blocked").write_text("a file where the output bucket would be")
+    job = wait_job(client, client.start_media_analysis_job(
+        Input={"S3Object": {"Bucket": "data", "Name": "one.manifest"}},
+        OperationsConfig={"DetectModerationLabels": {}},
+        OutputConfig={"S3Bucket": "blocked"})["JobId"])
+    assert job["Status"] == "FAILED" and "Results" not in job
+    assert job["FailureDetails"]["Code"] == "INVALID_OUTPUT_CONFIG"
+    assert "s3://blocked/" in job["FailureDetails"]["Message"]
+
+
 def test_a_killed_server_runs_its_unfinished_jobs_again_or_fails_them_with_a_message(server):
     """Runs last: SIGKILLs the module's server. A job accepted before the kill succeeds after
     the restart; one already interrupted MAX_RUN_ATTEMPTS times fails with FailureDetails."""
@@ -215,3 +227,45 @@ def test_a_killed_server_runs_its_unfinished_jobs_again_or_fails_them_with_a_mes
     assert failed["Status"] == "FAILED"
     assert failed["FailureDetails"]["Code"] == "INTERNAL_ERROR"
     assert "interrupted" in failed["FailureDetails"]["Message"]
+
+
+def test_a_job_over_an_s3_server_reads_and_writes_there(tmp_path, moto_endpoint):
+    """Manifest, images and outputs in a real S3 server (moto on 127.0.0.1), no adapter."""
+    from tests.integration.api_fixtures import aws_client
+
+    s3 = aws_client("s3", moto_endpoint)
+    for bucket in ("photos", "outputs"):
+        s3.create_bucket(Bucket=bucket)
+    manifest = []
+    for number in range(6):
+        s3.put_object(Bucket="photos", Key=f"p{number}.png", Body=picture(COLOURS[number % 4],
+                                                                          900 + number))
+        manifest.append(json.dumps({"source-ref": f"s3://photos/p{number}.png"}))
+    s3.put_object(Bucket="photos", Key="photos.manifest", Body="\n".join(manifest).encode())
+    data_dir = tmp_path / "data"
+    process = ServerProcess(data_dir, server_env(data_dir, moto_endpoint), [],
+                            tmp_path / "server.log").start()
+    try:
+        client = rekognition_client(process.url, config=NO_RETRIES)
+        request = {"Input": {"S3Object": {"Bucket": "photos", "Name": "photos.manifest"}},
+                   "OperationsConfig": {"DetectModerationLabels": {"MinConfidence": 60}}}
+        job = wait_job(client, client.start_media_analysis_job(
+            OutputConfig={"S3Bucket": "outputs", "S3KeyPrefix": "bulk/"}, **request)["JobId"])
+        assert job["Status"] == "SUCCEEDED", job.get("FailureDetails")
+        results = job["Results"]["S3Object"]
+        assert results["Name"] == f"bulk/{job['JobId']}/results.jsonl"
+        lines = s3.get_object(Bucket="outputs", Key=results["Name"])["Body"].read().splitlines()
+        for text, expected in zip(lines, manifest, strict=True):
+            entry = json.loads(text)
+            assert entry["source-ref"] == json.loads(expected)["source-ref"]
+            alone = client.detect_moderation_labels(
+                Image={"S3Object": {"Bucket": "photos",
+                                    "Name": entry["source-ref"].removeprefix("s3://photos/")}},
+                MinConfidence=60)
+            alone.pop("ResponseMetadata")
+            assert entry["detect-moderation-labels"] == alone
+        summary = job["ManifestSummary"]["S3Object"]
+        document = json.loads(s3.get_object(Bucket="outputs", Key=summary["Name"])["Body"].read())
+        assert document["statistics"]["valid-json-lines"] == 6 and document["errors"] == []
+    finally:
+        process.stop()
