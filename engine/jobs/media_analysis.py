@@ -5,7 +5,8 @@ Start checks what it can at once (the adapter is this account's and usable, the 
 readable, not too long, and names at least one image: ResourceNotFound / ResourceNotReady /
 InvalidS3Object / InvalidManifest), records the job QUEUED with the jobs (idempotent per
 ClientRequestToken) and queues it. A media thread then reads the manifest again, reads the
-images in chunks, has them scored on Ray Data (the backend's `score_images`, engine/batch/images.py),
+images in chunks, has them scored on Ray Data (the backend's `score_images`, engine/batch/images.py,
+classifying on the runner's inference actors, as DetectModerationLabels does),
 labels each image as DetectModerationLabels does (engine/jobs/images.py) and writes the results
 manifest (each valid input line plus "detect-moderation-labels") and the manifest summary
 (statistics and per-line errors, AWS's format) to the output location. A failure of the job as
@@ -74,8 +75,8 @@ class MediaAnalysisBackend:
     """What engine/server.py plugs in from the layers this one may not import."""
 
     score_images: Callable[..., Iterable]
-    """engine.batch.images.score_images(settings, [(key, bytes)], input_size, adapter_path):
-    yields objects with `key`, `scores` (None on failure), `error` and `too_large`."""
+    """engine.batch.images.score_images(settings, [(key, bytes)], input_size, adapter_path,
+    pool_actors): yields objects with `key`, `scores` (None on failure), `error`, `too_large`."""
     moderation_to_wire: Callable[[ImageModeration], dict]
     """engine.api.wire.image_moderation_to_wire: DetectModerationLabels' response shape."""
 
@@ -272,7 +273,7 @@ class MediaAnalysisService:
             min_confidence = self.settings.default_min_confidence
         results = {}
         for scored in self._backend.score_images(self.settings, images, tuple(info.input_size),
-                                                 adapter_path):
+                                                 adapter_path, runner.inference_actors()):
             line = by_number[scored.key]
             if scored.scores is None:
                 code = "ImageTooLargeException" if scored.too_large else \

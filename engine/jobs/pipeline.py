@@ -71,6 +71,10 @@ class SegmentRunner(Protocol):
 
     def train_adapter(self, request: AdapterTrainingRequest) -> AdapterTrainingResult: ...
 
+    def inference_actors(self) -> list:
+        """The pool's actor handles (opaque here), where media analysis jobs classify."""
+        ...
+
     def shutdown(self) -> None: ...
 
 

@@ -111,3 +111,24 @@ def test_an_adapter_the_data_dir_does_not_hold_is_refused_before_any_work(traine
                                          adapter=unknown), report=lambda line: None)
     with pytest.raises(TypeError, match="account's"):
         moderate("s3://videos/a.mp4", endpoint_url="http://127.0.0.1:9", adapter=ARN)
+
+
+def test_bulk_images_outside_a_server_score_as_the_model_and_adapter_do(trained, ray_session):
+    """engine.batch's image stages without a server's pool: BatchClassifier actors of their
+    own, the adapter merged in, a bad image an error row of its own."""
+    from engine.batch.images import image_limits, score_images
+    from engine.cluster import FrameScorer
+    from engine.video.image import image_frame
+
+    settings, _ = trained
+    images = [(number, picture(colour, 40 + number))
+              for number, colour in enumerate(("red", "blue", "green", "white"))]
+    images.append((9, b"not an image"))
+    path = str(adapter_file(settings.data_dir, ARN))
+    scored = {item.key: item for item in score_images(settings, images, INPUT_SIZE, path)}
+    scorer = FrameScorer(ColourTestDoubleClassifier())
+    for key, data in images[:4]:
+        frame = image_frame(data, INPUT_SIZE, image_limits(settings))
+        expected = scorer.adapted(scorer.rows(frame[None]), path)[0]
+        assert scored[key].scores.tolist() == expected.tolist()
+    assert scored[9].scores is None and scored[9].error and not scored[9].too_large
