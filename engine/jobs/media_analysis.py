@@ -90,6 +90,20 @@ class ManifestLine:
     image: ObjectRef
 
 
+@dataclass(frozen=True)
+class Labelling:
+    """How one run scores and labels its images (as DetectModerationLabels would)."""
+
+    taxonomy: object
+    """The label columns of the scores (the model's, widened by the adapter's labels)."""
+    model_info: object
+    adapter_path: str | None
+    min_confidence: float
+    project_version: str | None
+    actors: list
+    """The runner's inference actors (opaque here), where the images are classified."""
+
+
 class OutputWriteError(RuntimeError):
     """Not a contract error: the output location refused a write (INVALID_OUTPUT_CONFIG)."""
 
@@ -229,15 +243,14 @@ class MediaAnalysisService:
 
     def _analyse(self, job: MediaAnalysisRecord) -> MediaOutputs:
         request = job.request
-        runner = self._runner()
-        adapter_path = (self._adapter_path(job.account, request.project_version)
-                        if request.project_version else None)
+        labelling = self._labelling(job)
         lines, errors = self._read_manifest(job.account, request.manifest)
         total = len(lines) + len(errors)
         results: dict[int, dict] = {}
         for start in range(0, len(lines), CHUNK_IMAGES):
             chunk = lines[start : start + CHUNK_IMAGES]
-            results |= self._analyse_chunk(job, chunk, runner, adapter_path, errors)
+            images = self._read_images(job.account, chunk, errors)
+            results |= self._label_images(chunk, images, labelling, errors)
         errors.sort(key=lambda error: error["line-number"])
         summary = {"version": "1.0",
                    "statistics": {"total-json-lines": total, "valid-json-lines": len(results),
@@ -252,12 +265,22 @@ class MediaAnalysisService:
                  total)
         return MediaOutputs(results_ref, summary_ref, self.settings.model_version)
 
-    def _analyse_chunk(self, job: MediaAnalysisRecord, chunk: list[ManifestLine], runner,
-                       adapter_path: str | None, errors: list[dict]) -> dict[int, dict]:
-        """Read and score one chunk of images; their result lines by line number (failed
-        images go to `errors`)."""
-        objects = self._objects_for(job.account)
-        by_number = {line.number: line for line in chunk}
+    def _labelling(self, job: MediaAnalysisRecord) -> Labelling:
+        """How this job's images are scored and labelled, worked out once per run."""
+        request, runner = job.request, self._runner()
+        adapter_path = (self._adapter_path(job.account, request.project_version)
+                        if request.project_version else None)
+        min_confidence = request.min_confidence
+        return Labelling(
+            runner.taxonomy_for(adapter_path), runner.model_info, adapter_path,
+            self.settings.default_min_confidence if min_confidence is None else min_confidence,
+            request.project_version, runner.inference_actors())
+
+    def _read_images(self, account: str, chunk: list[ManifestLine], errors: list[dict]
+                     ) -> list[tuple[int, bytes]]:
+        """(line number, encoded image) of each image of the chunk that can be read; the
+        others go to `errors`."""
+        objects = self._objects_for(account)
         images = []
         for line in chunk:
             try:
@@ -266,24 +289,27 @@ class MediaAnalysisService:
             except (InvalidS3ObjectException, ImageTooLargeException) as error:
                 errors.append(_line_error(line.number, line.document["source-ref"],
                                           error.code, error.message))
-        taxonomy = runner.taxonomy_for(adapter_path)
-        info = runner.model_info
-        min_confidence = job.request.min_confidence
-        if min_confidence is None:
-            min_confidence = self.settings.default_min_confidence
+        return images
+
+    def _label_images(self, chunk: list[ManifestLine], images: list[tuple[int, bytes]],
+                      labelling: Labelling, errors: list[dict]) -> dict[int, dict]:
+        """Score the images on Ray Data; their result lines by line number (an image that
+        does not decode goes to `errors`)."""
+        by_number = {line.number: line for line in chunk}
+        info = labelling.model_info
         results = {}
         for scored in self._backend.score_images(self.settings, images, tuple(info.input_size),
-                                                 adapter_path, runner.inference_actors()):
+                                                 labelling.adapter_path, labelling.actors):
             line = by_number[scored.key]
             if scored.scores is None:
-                code = "ImageTooLargeException" if scored.too_large else \
-                    "InvalidImageFormatException"
+                code = ("ImageTooLargeException" if scored.too_large
+                        else "InvalidImageFormatException")
                 errors.append(_line_error(line.number, line.document["source-ref"], code,
                                           scored.error))
                 continue
-            moderation = image_moderation(scored.scores, taxonomy, info.content_types,
-                                          min_confidence, self.settings.model_version,
-                                          job.request.project_version)
+            moderation = image_moderation(scored.scores, labelling.taxonomy, info.content_types,
+                                          labelling.min_confidence, self.settings.model_version,
+                                          labelling.project_version)
             results[line.number] = line.document | {
                 RESULT_MEMBER: self._backend.moderation_to_wire(moderation)}
         return results
