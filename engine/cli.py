@@ -1,7 +1,7 @@
 """`modengine`: the command line.
 
     modengine moderate PATH [--min-confidence N] [--sort-by NAME|TIMESTAMP]
-                            [--aggregate-by TIMESTAMPS|SEGMENTS] [--json]
+                            [--aggregate-by TIMESTAMPS|SEGMENTS] [--adapter ARN] [--json]
     modengine serve [--host H] [--port P] [--data-dir D]
     modengine put LOCAL_FILE BUCKET/KEY [--account A | --profile P] [--data-dir D]
     modengine jobs list [--state S] [--limit N] [--json] [--data-dir D]
@@ -29,6 +29,7 @@ from pathlib import Path
 from engine.cluster.model_loader import ModelCannotRunError
 from engine.config import SettingsError, load_settings
 from engine.logs import configure_logging
+from models.adapter import AdapterError
 from models.base import NoModelInstalledError
 
 EXIT_BAD_SETTINGS = 2
@@ -50,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     moderate.add_argument("--sort-by", choices=("NAME", "TIMESTAMP"), default="TIMESTAMP")
     moderate.add_argument("--aggregate-by", choices=("TIMESTAMPS", "SEGMENTS"), default="TIMESTAMPS")
     moderate.add_argument("--json", action="store_true", help="print GetContentModeration-shaped JSON")
+    moderate.add_argument("--adapter", metavar="ARN",
+                          help="a Custom Moderation adapter (project version ARN) trained by a "
+                               "server on this data dir: its labels are merged in")
     moderate.add_argument("--model", help="'default' or 'module:callable' (else settings)")
     moderate.add_argument("--segment-length", type=float, metavar="SECONDS", help="decode segment length")
     moderate.add_argument("--ray-address", help="existing Ray cluster address (else a local Ray)")
@@ -147,7 +151,11 @@ def run_moderate(args: argparse.Namespace) -> int:
             sort_by=args.sort_by,
             aggregate_by=args.aggregate_by,
             on_progress=ProgressBar.for_stream(sys.stderr),
+            adapter=args.adapter,
         )
+    except AdapterError as error:
+        print(f"modengine: {error}", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
     except NoModelInstalledError as error:
         print(f"modengine: {error}", file=sys.stderr)
         return EXIT_NO_MODEL
@@ -348,6 +356,7 @@ def render_table(result) -> str:
         (f"video: {meta.format}, {meta.codec}, {meta.frame_width}x{meta.frame_height}, "
          f"{meta.frame_rate:.3f} fps, {meta.duration_ms / 1000:.1f} s, {meta.color_range} range"),
         f"model: {info.name} {info.version} (ModerationModelVersion {result.model_version})",
+        *([f"adapter: {result.adapter}"] if result.adapter else []),
         "",
     ]
     if not result.detections:

@@ -66,6 +66,7 @@ def moderate(
     as_dataframe: bool = False,
     version: str | None = None,
     timeout_s: float = 3600.0,
+    adapter: str | None = None,
     **client_options: Any,
 ):
     """Moderate one video and return the merged GetContentModeration-shaped dict (or, with
@@ -77,11 +78,17 @@ def moderate(
     `modengine put` or your S3 tools); `client_options` go to `Client` (region_name,
     aws_access_key_id, aws_secret_access_key, credentials_file, profile_name).
     Without it, `settings` (default: load_settings(), i.e. MODENGINE_* env) pick the model,
-    the Ray cluster and the S3 endpoint that `s3://` URIs are read from.
+    the Ray cluster and the S3 endpoint that `s3://` URIs are read from, and `adapter` (a
+    project version ARN a server trained into settings.data_dir) merges that Custom Moderation
+    adapter's labels in; the result then names it in ProjectVersion. (A server's jobs use their
+    account's adapter instead: `modengine adapters use`.)
     """
     _check_choice("sort_by", sort_by, SORT_ORDERS)
     _check_choice("aggregate_by", aggregate_by, AGGREGATIONS)
     if endpoint_url:
+        if adapter is not None:
+            raise TypeError("adapter applies on Ray only; a server's jobs use their account's "
+                            "adapter (modengine adapters use ARN --account ...)")
         client = Client(endpoint_url, **client_options)
         result = client.moderate(
             uri_or_path, min_confidence=min_confidence, sort_by=sort_by,
@@ -92,7 +99,7 @@ def moderate(
             raise TypeError(f"{sorted(client_options)} apply only with endpoint_url")
         result = moderate_on_ray(
             uri_or_path, settings or load_settings(), min_confidence, sort_by, aggregate_by,
-            version=version,
+            version=version, adapter=adapter,
         )
     return to_dataframe(result) if as_dataframe else result
 
@@ -109,7 +116,7 @@ def moderate_many(
     Up to `max_concurrent` videos run together through one warm runner, so their segments
     share the cluster and their frames fill the inference pool's batches together (faster
     than one after the other). `options` are `moderate`'s (min_confidence, sort_by,
-    aggregate_by, as_dataframe, version). One video's failure never stops the others.
+    aggregate_by, as_dataframe, version, adapter). One video's failure never stops the others.
     """
     if max_concurrent < 1:
         raise ValueError("max_concurrent must be >= 1")
@@ -135,6 +142,7 @@ def moderate_on_ray(
     sort_by: str = "TIMESTAMP",
     aggregate_by: str = "TIMESTAMPS",
     version: str | None = None,
+    adapter: str | None = None,
 ) -> dict:
     """Run one video on Ray from this process (as `modengine moderate` does) and shape it.
 
@@ -146,7 +154,8 @@ def moderate_on_ray(
 
     source = resolve_source(uri_or_path, settings, version)
     result = _warm_runner(settings).moderate(
-        source, min_confidence=min_confidence, sort_by=sort_by, aggregate_by=aggregate_by
+        source, min_confidence=min_confidence, sort_by=sort_by, aggregate_by=aggregate_by,
+        adapter=adapter,
     )
     response = moderation_result_to_wire(result)
     if str(uri_or_path).startswith("s3://"):  # echoed as the server does; a path has no member

@@ -150,6 +150,11 @@ class EngineSettings:
     max_concurrent_trainings: int = 2
     """Adapter trainings of one account in progress at once (more: LimitExceededException),
     and training threads of the server. >= 1."""
+    media_analysis_max_images: int = 10_000
+    """StartMediaAnalysisJob: most images (manifest lines) in one job. >= 1."""
+    max_concurrent_media_jobs: int = 2
+    """Media analysis jobs of one account queued or running at once (more:
+    LimitExceededException), and media analysis threads of the server. >= 1."""
 
     s3_endpoint: str | None = None
     """S3-compatible endpoint (host:port or URL); None uses the embedded local store."""
@@ -253,7 +258,8 @@ class EngineSettings:
             problems.append("default_min_confidence must be within 0..100")
         image_limits = ("max_image_bytes", "max_image_object_bytes", "max_image_side_px",
                         "max_image_pixels", "max_concurrent_image_decodes",
-                        "adapter_min_examples", "adapter_max_images", "max_concurrent_trainings")
+                        "adapter_min_examples", "adapter_max_images", "max_concurrent_trainings",
+                        "media_analysis_max_images", "max_concurrent_media_jobs")
         problems.extend(f"{name} must be >= 1" for name in image_limits if getattr(self, name) < 1)
         if self.api_key_rotation_grace_s < 0:
             problems.append("api_key_rotation_grace_s must be >= 0")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.cluster import ClusterRunner, SegmentOutcome
+from engine.cluster import ClusterRunner, SegmentOutcome, local_adapter_path
 from engine.config import EngineSettings
 from engine.results import (
     ModerationResult,
@@ -64,10 +64,12 @@ class LocalRunner:
         aggregate_by: str = "TIMESTAMPS",
         on_progress: ProgressCallback | None = None,
         decode_mode: str | None = None,
+        adapter: str | None = None,
     ) -> ModerationResult:
-        """The whole video in one call: detections thresholded, aggregated and sorted."""
+        """The whole video in one call: detections thresholded, aggregated and sorted. With
+        `adapter` (a project version ARN trained into this data dir) its labels are merged in."""
         options = result_options(self.settings, min_confidence, sort_by, aggregate_by)
-        return self.run(source, options, on_progress, decode_mode).result
+        return self.run(source, options, on_progress, decode_mode, adapter).result
 
     def run(
         self,
@@ -75,10 +77,13 @@ class LocalRunner:
         options: ResultOptions,
         on_progress: ProgressCallback | None = None,
         decode_mode: str | None = None,
+        adapter: str | None = None,
     ) -> LocalRun:
         """`moderate`, keeping the segments' outcomes."""
         cluster = self.cluster
         decode_mode = decode_mode or self.settings.decode_mode
+        adapter_path = local_adapter_path(self.settings.data_dir, adapter)
+        taxonomy = cluster.taxonomy_for(adapter_path)
         probe = cluster.probe(source)
         segments = cluster.plan(probe)
         outputs: list[SegmentDetections] = []
@@ -86,7 +91,7 @@ class LocalRunner:
         def collect(segment: Segment, outcome: SegmentOutcome) -> None:
             outputs.append(
                 segment_detections(
-                    cluster.taxonomy, outcome.timestamps_ms, outcome.confidences,
+                    taxonomy, outcome.timestamps_ms, outcome.confidences,
                     options.min_confidence, cluster.model_info.content_types,
                 )
             )
@@ -95,10 +100,11 @@ class LocalRunner:
 
         if on_progress:
             on_progress(0, len(segments))
-        outcomes = cluster.run_segments(source, probe, segments, collect, decode_mode=decode_mode)
+        outcomes = cluster.run_segments(source, probe, segments, collect, decode_mode=decode_mode,
+                                        adapter_path=adapter_path)
         result = assemble_result(
             outputs, probe.metadata, options, model_version=self.settings.model_version,
-            model_info=cluster.model_info, decode_mode=decode_mode,
+            model_info=cluster.model_info, decode_mode=decode_mode, adapter=adapter,
         )
         return LocalRun(result, outcomes)
 

@@ -21,8 +21,9 @@ from engine.api import build_app
 from engine.api.keys import read_default_key, read_profile_key
 from engine.api.security import open_api_security
 from engine.api.settings import CREDENTIALS_FILE, ApiSettings
+from engine.api.wire import image_moderation_to_wire
 from engine.config import EngineSettings
-from engine.jobs import JobSystem, default_runner_factory, open_job_system
+from engine.jobs import JobSystem, MediaAnalysisBackend, default_runner_factory, open_job_system
 from engine.jobs.executor import RunnerFactory
 from engine.jobs.health import check_health
 from engine.logs import configure_logging
@@ -40,6 +41,14 @@ from engine.video import decode_path_report
 log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def score_images(*args, **kwargs):
+    """Media analysis jobs' images on Ray Data (engine/batch/images.py), imported on first use
+    so that starting the server never imports Ray Data."""
+    from engine.batch.images import score_images as score
+
+    return score(*args, **kwargs)
 
 
 def build_server_app(
@@ -76,6 +85,7 @@ def build_server_app(
         worker_count=worker_count,
         metrics=metrics,
         signer=signer,
+        media_backend=MediaAnalysisBackend(score_images, image_moderation_to_wire),
     )
 
     @contextlib.asynccontextmanager

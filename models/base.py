@@ -58,14 +58,6 @@ def classify_frames(classifier: FrameClassifier, frames: np.ndarray) -> FrameOut
     return FrameOutputs(labels, np.zeros((len(labels), 0), dtype=np.float32))
 
 
-def scores_with_content_types(classifier: FrameClassifier, frames: np.ndarray) -> np.ndarray:
-    """One array for transport (actors, segment outcomes): (N, len(taxonomy) +
-    len(info.content_types)), the label confidences first, checked, then the content types."""
-    outputs = classify_frames(classifier, frames)
-    labels = check_confidences(classifier.taxonomy, outputs.labels, len(frames))
-    return np.concatenate([labels, np.asarray(outputs.content_types, np.float32)], axis=1)
-
-
 class NoModelInstalledError(RuntimeError):
     """Raised when no real classifier is available: the engine refuses to invent results."""
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from engine.api.auth import Caller
 from engine.api.wire import (
     image_moderation_to_wire,
+    media_analysis_job_to_wire,
     project_to_wire,
     project_version_to_wire,
     result_page_to_wire,
@@ -22,11 +23,13 @@ from engine.errors import InternalServerError, InvalidParameterException
 from engine.jobs import (
     AdapterService,
     GetRequest,
+    MediaAnalysisService,
     ModerationService,
     NotificationChannel,
     StartRequest,
 )
 from engine.jobs.adapter_types import VersionRequest
+from engine.jobs.media_types import MediaAnalysisRequest
 from engine.jobs.service import MAX_PAGE_SIZE
 from engine.storage.base import ObjectRef
 
@@ -192,6 +195,62 @@ def delete_project_version(
         caller.account, body["ProjectVersionArn"])}
 
 
+# -- media analysis (bulk images) ----------------------------------------------------------------
+
+MEDIA_PAGE_SIZE = 100
+"""ListMediaAnalysisJobs: the largest and default MaxResults."""
+
+
+def media_of(service: ModerationService) -> MediaAnalysisService:
+    if service.media is None:
+        raise InternalServerError("Media analysis is not configured on this server")
+    return service.media
+
+
+def start_media_analysis_job(
+    service: ModerationService, caller: Caller, body: dict, _: float
+) -> dict:
+    s3_object = body["Input"].get("S3Object") or {}
+    if "Bucket" not in s3_object or "Name" not in s3_object:
+        raise InvalidParameterException("Input.S3Object with Bucket and Name is required")
+    output = body["OutputConfig"]
+    moderation = body["OperationsConfig"].get("DetectModerationLabels")
+    if moderation is None:
+        raise InvalidParameterException(
+            "OperationsConfig.DetectModerationLabels is required: it is the one operation a "
+            "media analysis job runs")
+    min_confidence = moderation.get("MinConfidence")
+    request = MediaAnalysisRequest(
+        manifest=ObjectRef(s3_object["Bucket"], s3_object["Name"], s3_object.get("Version")),
+        output_bucket=output["S3Bucket"],
+        output_prefix=output.get("S3KeyPrefix", ""),
+        min_confidence=None if min_confidence is None else float(min_confidence),
+        project_version=moderation.get("ProjectVersion"),
+        job_name=body.get("JobName"),
+        client_request_token=body.get("ClientRequestToken"),
+        kms_key_id=body.get("KmsKeyId"),
+    )
+    return {"JobId": media_of(service).start_media_analysis_job(caller.account, request)}
+
+
+def get_media_analysis_job(
+    service: ModerationService, caller: Caller, body: dict, _: float
+) -> dict:
+    return media_analysis_job_to_wire(
+        media_of(service).get_media_analysis_job(caller.account, body["JobId"]))
+
+
+def list_media_analysis_jobs(
+    service: ModerationService, caller: Caller, body: dict, _: float
+) -> dict:
+    jobs, token = media_of(service).list_media_analysis_jobs(
+        caller.account, int(body.get("MaxResults", MEDIA_PAGE_SIZE)), body.get("NextToken"))
+    response: dict = {"MediaAnalysisJobs": [media_analysis_job_to_wire(job) for job in jobs]}
+    if token:
+        response["NextToken"] = token
+    return response
+
+
 OPERATIONS: dict[str, Handler] = {
     "StartContentModeration": start_content_moderation,
     "GetContentModeration": get_content_moderation,
@@ -202,4 +261,7 @@ OPERATIONS: dict[str, Handler] = {
     "CreateProjectVersion": create_project_version,
     "DescribeProjectVersions": describe_project_versions,
     "DeleteProjectVersion": delete_project_version,
+    "StartMediaAnalysisJob": start_media_analysis_job,
+    "GetMediaAnalysisJob": get_media_analysis_job,
+    "ListMediaAnalysisJobs": list_media_analysis_jobs,
 }

@@ -98,7 +98,8 @@ class RateLimiter:
 
 
 def limiter_from_settings(api_settings, clock: Callable[[], float] = time.monotonic) -> RateLimiter:
-    """Start, Get and DetectModerationLabels limits from ApiSettings."""
+    """Start, Get and DetectModerationLabels limits from ApiSettings (media analysis jobs take
+    the Start and Get ones)."""
     return RateLimiter(
         {
             "StartContentModeration": RateLimit(
@@ -108,6 +109,11 @@ def limiter_from_settings(api_settings, clock: Callable[[], float] = time.monoto
             "DetectModerationLabels": RateLimit(
                 api_settings.detect_rate_per_s, api_settings.detect_burst
             ),
+            # A media analysis job starts and is polled like a video job.
+            "StartMediaAnalysisJob": RateLimit(
+                api_settings.start_rate_per_s, api_settings.start_burst
+            ),
+            "GetMediaAnalysisJob": RateLimit(api_settings.get_rate_per_s, api_settings.get_burst),
         },
         clock=clock,
     )

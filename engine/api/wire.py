@@ -15,6 +15,7 @@ Knows nothing about HTTP, Ray or PyAV.
 from __future__ import annotations
 
 from engine.jobs.adapter_types import ProjectRecord, VersionRecord
+from engine.jobs.media_types import MediaAnalysisRecord
 from engine.jobs.types import ImageModeration, ResultPage
 from engine.results.types import ContentType, Detection, ModerationResult
 from engine.storage.base import ObjectRef
@@ -88,7 +89,13 @@ def moderation_result_to_wire(result: ModerationResult) -> dict:
         "ModelInfo": {"Name": result.model_info.name, "Version": result.model_info.version},
         # Not a Rekognition member (boto3 ignores it): how the sampled frames were picked.
         "DecodeMode": result.decode_mode,
-    }
+    } | adapter_to_wire(result.adapter)
+
+
+def adapter_to_wire(arn: str | None) -> dict:
+    """Beyond Rekognition on video results: the adapter the frames were scored with, named as
+    DetectModerationLabels echoes it (ProjectVersion); nothing without one."""
+    return {"ProjectVersion": arn} if arn else {}
 
 
 def result_page_to_wire(page: ResultPage) -> dict:
@@ -111,7 +118,7 @@ def result_page_to_wire(page: ResultPage) -> dict:
     if job.job_tag:
         response["JobTag"] = job.job_tag
     response["GetRequestMetadata"] = request_metadata_to_wire(page.sort_by, page.aggregate_by)
-    return response
+    return response | adapter_to_wire(job.adapter_arn)
 
 
 def image_moderation_to_wire(moderation: ImageModeration) -> dict:
@@ -219,4 +226,42 @@ def project_version_to_wire(version: VersionRecord) -> dict:
     item["BaseModelVersion"] = version.base_model_version
     item["FeatureConfig"] = {"ContentModeration": {
         "ConfidenceThreshold": version.confidence_threshold}}
+    return item
+
+
+# -- media analysis jobs ---------------------------------------------------------------------------
+
+
+def media_analysis_job_to_wire(job: MediaAnalysisRecord) -> dict:
+    """A MediaAnalysisJobDescription (GetMediaAnalysisJob's response has the same members)."""
+    request = job.request
+    moderation: dict = {}
+    if request.min_confidence is not None:
+        moderation["MinConfidence"] = request.min_confidence
+    if request.project_version:
+        moderation["ProjectVersion"] = request.project_version
+    output = {"S3Bucket": request.output_bucket}
+    if request.output_prefix:
+        output["S3KeyPrefix"] = request.output_prefix
+    item: dict = {"JobId": job.job_id}
+    if request.job_name:
+        item["JobName"] = request.job_name
+    item["OperationsConfig"] = {"DetectModerationLabels": moderation}
+    item["Status"] = job.status.value
+    if job.failure_code is not None:
+        item["FailureDetails"] = {"Code": job.failure_code.value,
+                                  "Message": job.failure_message or ""}
+    item["CreationTimestamp"] = epoch_seconds(job.created_ms)
+    if job.completed_ms is not None:
+        item["CompletionTimestamp"] = epoch_seconds(job.completed_ms)
+    item["Input"] = {"S3Object": s3_object_to_wire(request.manifest)}
+    item["OutputConfig"] = output
+    if request.kms_key_id:
+        item["KmsKeyId"] = request.kms_key_id
+    outputs = job.outputs
+    if outputs is not None:
+        if outputs.results is not None:
+            item["Results"] = {"S3Object": s3_object_to_wire(outputs.results),
+                               "ModelVersions": {"Moderation": outputs.model_version}}
+        item["ManifestSummary"] = {"S3Object": s3_object_to_wire(outputs.summary)}
     return item

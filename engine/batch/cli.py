@@ -1,7 +1,7 @@
 """`python -m engine.batch`: moderate every video under a prefix or folder with Ray Data.
 
     python -m engine.batch --input s3://bucket/videos/ --output s3://bucket/results/
-    python -m engine.batch --input ./videos --output ./results [--redo]
+    python -m engine.batch --input ./videos --output ./results [--redo] [--adapter ARN]
     ray job submit --address http://HEAD:8265 --working-dir . -- \\
         python -m engine.batch --input s3://bucket/videos/ --output s3://bucket/results/
 
@@ -9,7 +9,7 @@ Settings (model, S3 endpoint and keys, batch size, ...) come from MODENGINE_* en
 optional TOML file, as for the server. Ray: the cluster this driver runs in (RAY_ADDRESS, which
 `ray job submit` sets), else settings.ray_address, else a local Ray started for the run.
 Exit status: 0 all videos done (or skipped), 1 some videos failed (see summary.json),
-3 no model installed, 4 the input or output cannot be used.
+3 no model installed, 4 the input, the output or the adapter cannot be used.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 from engine.config import load_settings
 
@@ -37,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--aggregate-by", choices=("TIMESTAMPS", "SEGMENTS"), default="TIMESTAMPS")
     parser.add_argument("--redo", action="store_true",
                         help="moderate every video again, even those with a current result")
+    parser.add_argument("--adapter", metavar="ARN",
+                        help="a Custom Moderation adapter (project version ARN) trained by a "
+                             "server on the data dir: its labels are merged in")
+    parser.add_argument("--data-dir", type=Path,
+                        help="the data dir holding --adapter (else settings)")
     parser.add_argument("--config", help="TOML settings file (else $MODENGINE_CONFIG)")
     parser.add_argument("--model", help="'default' or 'module:callable' (else settings)")
     parser.add_argument("--ray-address", help="Ray cluster to join (else RAY_ADDRESS / local)")
@@ -48,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings(args.config, model=args.model, ray_address=args.ray_address)
+    settings = load_settings(args.config, model=args.model, ray_address=args.ray_address,
+                             data_dir=args.data_dir)
     if args.min_confidence is not None and not 0 <= args.min_confidence <= 100:
         print(f"engine.batch: --min-confidence must be within 0..100, got {args.min_confidence}",
               file=sys.stderr)
@@ -63,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         sort_by=args.sort_by,
         aggregate_by=args.aggregate_by,
         redo=args.redo,
+        adapter=args.adapter,
     )
     started_ray = []
 

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 
 import ray
 
-from engine.api.wire import moderation_result_to_wire
+from engine.api.wire import adapter_to_wire, moderation_result_to_wire
 from engine.batch.collect import FinishedVideo, VideoCollector
 from engine.batch.locations import Location, StoredFile, is_video_name, open_location
 from engine.batch.stages import (
@@ -30,7 +30,7 @@ from engine.batch.stages import (
     metadata_from_json,
     plan_video,
 )
-from engine.cluster import actor_placement, describe_exception
+from engine.cluster import actor_placement, describe_exception, local_adapter_path
 from engine.config import EngineSettings
 from engine.errors import InvalidS3ObjectException
 from engine.local_runner import result_options
@@ -53,6 +53,8 @@ class BatchRequest:
     sort_by: str = "TIMESTAMP"
     aggregate_by: str = "TIMESTAMPS"
     redo: bool = False
+    adapter: str | None = None
+    """A Custom Moderation adapter (project version ARN) trained into settings.data_dir."""
 
 
 def result_name(video_name: str) -> str:
@@ -73,6 +75,7 @@ def run_batch(
     the summary is still written (the unfinished videos FAILED) and the error re-raised.
     """
     started = time.time()
+    adapter_path = local_adapter_path(settings.data_dir, request.adapter)  # before any work
     inputs = open_location(request.input_uri, settings)
     outputs = open_location(request.output_uri, settings)
     listed = inputs.list_files()  # a missing input folder or bucket raises
@@ -93,7 +96,8 @@ def run_batch(
         if todo:
             if connect is not None:
                 connect()
-            model = _moderate(todo, inputs, outputs, settings, request, entries, report)
+            model = _moderate(todo, inputs, outputs, settings, request, entries, report,
+                              adapter_path)
     finally:
         summary = _summary(inputs, outputs, request, settings, entries, started, model,
                            not_videos=len(listed) - len(videos))
@@ -119,11 +123,12 @@ def batch_stamp(inputs: Location, video: StoredFile, request: BatchRequest,
             "DecodeMode": settings.decode_mode,
             "Model": settings.model,
             "ModerationModelVersion": settings.model_version,
-        },
+        } | adapter_to_wire(request.adapter),
     }
 
 
-def build_dataset(items: list[dict], settings: EngineSettings, input_size: tuple[int, int]):
+def build_dataset(items: list[dict], settings: EngineSettings, input_size: tuple[int, int],
+                  adapter_path: str | None = None):
     """videos -> segments (probe + plan) -> one block per segment -> sampled frames ->
     confidences from a pool of classifier actors (one per GPU, else settings.inference_actors)."""
     import ray.data
@@ -140,7 +145,7 @@ def build_dataset(items: list[dict], settings: EngineSettings, input_size: tuple
     )
     return dataset.map_batches(
         BatchClassifier,
-        fn_constructor_kwargs={"settings": settings},
+        fn_constructor_kwargs={"settings": settings, "adapter_path": adapter_path},
         batch_size=settings.max_batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=count),
@@ -149,13 +154,16 @@ def build_dataset(items: list[dict], settings: EngineSettings, input_size: tuple
 
 
 def _moderate(todo, inputs: Location, outputs: Location, settings: EngineSettings,
-              request: BatchRequest, entries: dict, report: Reporter) -> dict:
-    taxonomy, model_info = ray.get(ray.remote(describe_model).options(num_cpus=0).remote(settings))
+              request: BatchRequest, entries: dict, report: Reporter,
+              adapter_path: str | None) -> dict:
+    taxonomy, model_info = ray.get(ray.remote(describe_model).options(num_cpus=0).remote(
+        settings, adapter_path))
     stamps = {video.name: stamp for video, stamp in todo}
     items = [{"video": video.name, "location": inputs.uri} for video, _ in todo]
     collector = VideoCollector()
     try:
-        for row in build_dataset(items, settings, model_info.input_size).iter_rows():
+        for row in build_dataset(items, settings, model_info.input_size,
+                                 adapter_path).iter_rows():
             finished = collector.add(row)
             if finished is None:
                 continue
@@ -187,7 +195,7 @@ def _finish(finished: FinishedVideo, stamp: dict, inputs: Location, outputs: Loc
     result = assemble_result(
         [frames], metadata_from_json(finished.metadata_json), options,
         model_version=settings.model_version, model_info=model_info,
-        decode_mode=settings.decode_mode,
+        decode_mode=settings.decode_mode, adapter=request.adapter,
     )
     response = moderation_result_to_wire(result)
     response["Batch"] = stamp
@@ -244,7 +252,8 @@ def _summary(inputs, outputs, request: BatchRequest, settings: EngineSettings, e
         "FinishedAt": _iso(time.time()),
         "ElapsedSeconds": round(time.time() - started, 3),
         "Request": {"MinConfidence": request.min_confidence, "SortBy": request.sort_by,
-                    "AggregateBy": request.aggregate_by, "Redo": request.redo},
+                    "AggregateBy": request.aggregate_by, "Redo": request.redo}
+        | adapter_to_wire(request.adapter),
         "ModerationModelVersion": settings.model_version,
         "Model": model,
         "Counts": {

@@ -22,6 +22,7 @@ import numpy as np
 
 from engine.batch.locations import open_location
 from engine.cluster import (
+    FrameScorer,
     failure_message,
     load_classifier,
     load_pool_classifier,
@@ -30,7 +31,6 @@ from engine.cluster import (
 from engine.config import EngineSettings
 from engine.video import check_duration, decode_sampled_frames, plan_segments, probe_video
 from engine.video.types import VideoMetadata
-from models.base import scores_with_content_types
 
 
 def plan_video(row: dict, settings: EngineSettings) -> list[dict]:
@@ -88,28 +88,32 @@ def decode_rows(
 class BatchClassifier:
     """The model stage's callable class: Ray Data keeps a pool of these actors, each loading
     the classifier once (as engine.cluster.inference.InferenceActor does) and classifying one
-    batch of frame rows per call."""
+    batch of frame rows per call, through the same FrameScorer, so with `adapter_path` (a
+    Custom Moderation adapter file) the columns are the adapted taxonomy's, as on the pool."""
 
-    def __init__(self, settings: EngineSettings) -> None:
-        self._classifier = load_pool_classifier(settings)
-        self._width = len(self._classifier.taxonomy) + len(self._classifier.info.content_types)
+    def __init__(self, settings: EngineSettings, adapter_path: str | None = None) -> None:
+        self._scorer = FrameScorer(load_pool_classifier(settings))
+        self._adapter_path = adapter_path
+        self._width = len(self._scorer.taxonomy_for(adapter_path)) + len(
+            self._scorer.classifier.info.content_types)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         frames = batch.pop("frame")
         wanted = batch["kind"] == "frame"
         confidences = np.zeros((len(frames), self._width), dtype=np.float32)
         if wanted.any():
-            picked = np.ascontiguousarray(frames[wanted])
-            confidences[wanted] = scores_with_content_types(self._classifier, picked)
+            rows = self._scorer.rows(np.ascontiguousarray(frames[wanted]))
+            confidences[wanted] = self._scorer.scores(rows, self._adapter_path)
         batch["confidences"] = confidences
         return batch
 
 
-def describe_model(settings: EngineSettings):
+def describe_model(settings: EngineSettings, adapter_path: str | None = None):
     """(taxonomy, ModelInfo) of the configured classifier, built in a worker (the driver
-    needs them to size frames and to build detections; weights stay off the driver)."""
+    needs them to size frames and to build detections; weights stay off the driver). With an
+    adapter, the taxonomy is the adapted one (the model stage's score columns)."""
     classifier = load_classifier(settings)
-    return classifier.taxonomy, classifier.info
+    return FrameScorer(classifier).taxonomy_for(adapter_path), classifier.info
 
 
 def metadata_from_json(text: str) -> VideoMetadata:

@@ -29,6 +29,9 @@ _PUBLIC = {
     "actor_placement": "engine.cluster.inference",
     "load_pool_classifier": "engine.cluster.inference",
     "load_classifier": "engine.cluster.model_loader",
+    "FrameScorer": "engine.cluster.scoring",
+    "adapter_file": "engine.cluster.scoring",
+    "local_adapter_path": "engine.cluster.scoring",
 }
 
 __all__ = list(_PUBLIC)

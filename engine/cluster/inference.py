@@ -20,16 +20,10 @@ import ray
 from engine.cluster.batching import BatchingQueue
 from engine.cluster.model_loader import ensure_model_available, load_classifier
 from engine.cluster.process_stats import peak_rss_mb
+from engine.cluster.scoring import FrameScorer
 from engine.config import EngineSettings
-from models.adapter import (
-    Adapter,
-    AdapterError,
-    adaptable_taxonomy,
-    merge_adapter,
-    model_identity,
-    outputs_and_features,
-)
-from models.base import ModelInfo, check_confidences
+from models.adapter import adaptable_taxonomy, model_identity
+from models.base import ModelInfo
 from models.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -38,19 +32,18 @@ log = logging.getLogger(__name__)
 class InferenceActor:
     """Holds one classifier; `classify` may be called by many tasks at once.
 
-    Every batch yields labels, content types and frame features together, so a call with an
-    adapter (`classify_adapted`, a file in the data dir loaded on first use and cached until it
-    changes) and a training call (`embed`) share batches with plain `classify` calls.
+    Every batch yields labels, content types and frame features together (FrameScorer), so a
+    call with an adapter (`classify_adapted`, a file in the data dir loaded on first use and
+    cached until it changes) and a training call (`embed`) share batches with plain `classify`
+    calls.
     """
 
     def __init__(self, settings: EngineSettings) -> None:
         self._classifier = load_pool_classifier(settings)
-        self._adapters: dict[str, tuple[float, Adapter]] = {}
-        self._score_columns = (len(self._classifier.taxonomy)
-                               + len(self._classifier.info.content_types))
+        self._scorer = FrameScorer(self._classifier)
         height, width = self._classifier.info.input_size
         self._queue = BatchingQueue(
-            self._run_batch,
+            self._scorer.rows,
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_batch_wait_ms / 1000.0,
             frame_shape=(height, width, 3),
@@ -58,53 +51,20 @@ class InferenceActor:
         log.info("inference actor pid %s loaded %s %s", os.getpid(), self._classifier.info.name,
                  self._classifier.info.version)
 
-    def _run_batch(self, frames: np.ndarray) -> np.ndarray:
-        """(N, labels + content types + features): what every kind of call takes its part of."""
-        outputs, features = outputs_and_features(self._classifier, frames)
-        labels = check_confidences(self._classifier.taxonomy, outputs.labels, len(frames))
-        return np.concatenate([labels, np.asarray(outputs.content_types, np.float32),
-                               np.asarray(features, np.float32).reshape(len(frames), -1)], axis=1)
-
     async def classify(self, frames: np.ndarray) -> np.ndarray:
-        return (await self._queue.submit(frames))[:, : self._score_columns]
+        return self._scorer.plain(await self._queue.submit(frames))
 
     async def embed(self, frames: np.ndarray) -> np.ndarray:
         """Frame features (N, F) for training an adapter."""
-        return (await self._queue.submit(frames))[:, self._score_columns :]
+        return self._scorer.features(await self._queue.submit(frames))
 
     async def classify_adapted(self, frames: np.ndarray, adapter_path: str) -> np.ndarray:
         """Like `classify`, with the adapter's labels merged in: columns are
         `adapted_taxonomy(adapter_path)`'s labels, then the content types."""
-        rows = await self._queue.submit(frames)
-        adapter = self._adapter(adapter_path)
-        labels = len(self._classifier.taxonomy)
-        _, merged = merge_adapter(
-            adaptable_taxonomy(self._classifier), self._classifier.taxonomy, rows[:, :labels],
-            adapter, adapter.confidences(rows[:, self._score_columns :]))
-        return np.concatenate([merged, rows[:, labels : self._score_columns]], axis=1)
+        return self._scorer.adapted(await self._queue.submit(frames), adapter_path)
 
     async def adapted_taxonomy(self, adapter_path: str) -> Taxonomy:
-        from models.adapter import merged_taxonomy
-
-        return merged_taxonomy(adaptable_taxonomy(self._classifier), self._classifier.taxonomy,
-                               self._adapter(adapter_path))[0]
-
-    def _adapter(self, path: str) -> Adapter:
-        """The adapter file at `path`, read once per change of the file."""
-        try:
-            modified = os.stat(path).st_mtime
-        except OSError:
-            raise AdapterError(f"the adapter file {path} is missing") from None
-        cached = self._adapters.get(path)
-        if cached is None or cached[0] != modified:
-            with open(path, "rb") as handle:
-                adapter = Adapter.from_bytes(handle.read())
-            identity = model_identity(self._classifier)
-            if adapter.base_model != identity:
-                raise AdapterError(f"the adapter was trained on {adapter.base_model!r}, "
-                                   f"this pool runs {identity!r}")
-            self._adapters[path] = cached = (modified, adapter)
-        return cached[1]
+        return self._scorer.taxonomy_for(adapter_path)
 
     async def describe(self) -> tuple[Taxonomy, ModelInfo]:
         return self._classifier.taxonomy, self._classifier.info

@@ -153,6 +153,11 @@ class ClusterRunner:
         except ray.exceptions.RayError as error:
             raise _unwrap(error) from error
 
+    def inference_actors(self) -> list:
+        """The shared pool's actors: engine.batch's image stage classifies on them inside a
+        server, where the GPUs are the pool's (a second model actor could never be placed)."""
+        return list(self.pool.actors)
+
     def inference_stats(self, timeout_s: float) -> list[dict] | None:
         """Each inference actor's batching figures (for metrics), or None while no pool exists:
         asking never starts Ray or builds the pool. Raises ray's GetTimeoutError after

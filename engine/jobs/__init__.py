@@ -13,6 +13,8 @@ from engine.config import EngineSettings
 from engine.jobs.adapter_store import AdapterStore
 from engine.jobs.adapters import AdapterService
 from engine.jobs.executor import JobExecutor, RunnerFactory
+from engine.jobs.media_analysis import MediaAnalysisBackend, MediaAnalysisService
+from engine.jobs.media_store import MediaAnalysisStore
 from engine.jobs.service import ModerationService
 from engine.jobs.store import JobStore
 from engine.jobs.tokens import PageTokenCodec, load_or_create_secret
@@ -40,15 +42,18 @@ class JobSystem:
     executor: JobExecutor
     store: JobStore
     adapters: AdapterService | None = None
+    media: MediaAnalysisService | None = None
 
     def start(self) -> None:
         self.executor.start()
-        if self.adapters is not None:
-            self.adapters.start()
+        for part in (self.adapters, self.media):
+            if part is not None:
+                part.start()
 
     def stop(self) -> None:
-        if self.adapters is not None:
-            self.adapters.stop()
+        for part in (self.media, self.adapters):
+            if part is not None:
+                part.stop()
         self.executor.stop()
 
 
@@ -60,12 +65,15 @@ def open_job_system(
     worker_count: int | None = None,
     metrics: EngineMetrics | None = None,
     signer: NotificationSigner | None = None,
+    media_backend: MediaAnalysisBackend | None = None,
 ) -> JobSystem:
     """Open the store under settings.data_dir and wire service, executor and notifier together.
 
     `objects` is the object store with its access policy (engine/storage/access.py); None opens
     the configured one with no access rules enforced (an in-process job system, run by the
-    operator: tests, benchmarks).
+    operator: tests, benchmarks). `media_backend` (Ray Data scoring and the wire writer, from
+    engine/server.py) enables media analysis jobs; without it StartMediaAnalysisJob answers
+    InternalServerError.
 
     `metrics` (one per server) is counted into by the executor and reads jobs by state from the
     store and the inference pool's figures from the executor's runner at scrape time. `signer`
@@ -89,11 +97,15 @@ def open_job_system(
     )
     adapters = AdapterService(settings, AdapterStore(settings.data_dir / DATABASE_FILE), objects,
                               tokens, runner=executor.runner)
+    media = MediaAnalysisService(
+        settings, MediaAnalysisStore(settings.data_dir / DATABASE_FILE), objects, tokens,
+        runner=executor.runner, adapters=adapters, backend=media_backend)
     service = ModerationService(
         settings, store, objects, tokens, submit_job=executor.submit,
-        shared_runner=executor.runner, adapters=adapters,
+        shared_runner=executor.runner, adapters=adapters, media=media,
     )
-    return JobSystem(service=service, executor=executor, store=store, adapters=adapters)
+    return JobSystem(service=service, executor=executor, store=store, adapters=adapters,
+                     media=media)
 
 
 def default_runner_factory(settings: EngineSettings) -> RunnerFactory:
@@ -115,6 +127,8 @@ __all__ = [
     "JobState",
     "JobStore",
     "JobSystem",
+    "MediaAnalysisBackend",
+    "MediaAnalysisService",
     "ModerationService",
     "NotificationChannel",
     "ResultPage",

@@ -8,7 +8,6 @@ is simply not found. Knows nothing about HTTP, Ray or the wire.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -54,14 +53,6 @@ CREATE TABLE IF NOT EXISTS account_settings (
     video_adapter_arn TEXT
 );
 """
-
-
-ADAPTERS_DIR = "adapters"
-
-
-def adapter_file(data_dir: Path, arn: str) -> Path:
-    """Where a version's adapter lives: a small file in the data dir the inference actors read."""
-    return Path(data_dir) / ADAPTERS_DIR / f"{hashlib.sha256(arn.encode()).hexdigest()[:32]}.npz"
 
 
 class AdapterStore(SqliteDatabase):

@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.cluster import AdapterExample, AdapterTrainingRequest, describe_exception
+from engine.cluster import AdapterExample, AdapterTrainingRequest, adapter_file, describe_exception
 from engine.config import EngineSettings
 from engine.errors import (
     InternalServerError,
@@ -32,7 +32,7 @@ from engine.errors import (
     ResourceNotReadyException,
 )
 from engine.jobs import manifests
-from engine.jobs.adapter_store import AdapterStore, adapter_file
+from engine.jobs.adapter_store import AdapterStore
 from engine.jobs.adapter_types import (
     CONTENT_MODERATION,
     Evaluation,
@@ -133,7 +133,7 @@ class AdapterService:
         projects = [project for project in self.store.list_projects(account)
                     if project.feature in wanted and (not names or project.name in names)]
         query = PageQuery(f"projects:{account}", ",".join(sorted(wanted)), ",".join(names or []))
-        return self._page(projects, query, max_results, next_token)
+        return self.tokens.page(projects, query, max_results, next_token)
 
     def delete_project(self, account: str, arn: str) -> str:
         if not self.store.delete_project(account, arn):
@@ -225,19 +225,13 @@ class AdapterService:
         versions = [version for version in self.store.list_versions(account, project_arn)
                     if not names or version.name in names]
         query = PageQuery(f"versions:{project_arn}", "", ",".join(names or []))
-        return self._page(versions, query, max_results, next_token)
+        return self.tokens.page(versions, query, max_results, next_token)
 
     def delete_project_version(self, account: str, arn: str) -> str:
         if not self.store.delete_version(account, arn):
             raise ResourceNotFoundException(f"The project version {arn} does not exist")
         self.adapter_file(arn).unlink(missing_ok=True)
         return "DELETING"
-
-    def _page(self, items: list, query: PageQuery, max_results: int, next_token: str | None):
-        start = self.tokens.verify(query, next_token) if next_token else 0
-        page = items[start : start + max_results]
-        more = start + max_results < len(items)
-        return page, self.tokens.issue(query, start + max_results) if more else None
 
     # -- using an adapter ----------------------------------------------------------------------
 

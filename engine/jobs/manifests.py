@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 
-from engine.errors import InvalidParameterException, InvalidS3ObjectException
+from engine.errors import InvalidParameterException, InvalidS3ObjectException, ServiceError
 from engine.jobs.adapter_types import ManifestEntry
 from engine.storage.base import ObjectRef, ObjectStore
 
@@ -35,23 +35,31 @@ def read_manifest(objects: ObjectStore, manifest: ObjectRef, annotated: bool = T
                   ) -> list[ManifestEntry]:
     """Every line of a manifest as an entry; `annotated` lines must carry the moderation labels."""
     try:
-        data = objects.get_bytes(manifest, max_bytes=MAX_MANIFEST_BYTES + 1)
+        lines = manifest_lines(objects, manifest)
     except InvalidS3ObjectException as error:
         raise InvalidParameterException(
             f"The manifest {manifest.describe()} cannot be read: {error.message}") from None
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise InvalidParameterException(
-            f"The manifest {manifest.describe()} is larger than {MAX_MANIFEST_BYTES} bytes")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidParameterException(
-            f"The manifest {manifest.describe()} is not UTF-8 JSON lines") from None
-    entries = [_entry(line, number, manifest, annotated)
-               for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    entries = [_entry(line, number, manifest, annotated) for number, line in lines]
     if not entries:
         raise InvalidParameterException(f"The manifest {manifest.describe()} lists no image")
     return entries
+
+
+def manifest_lines(objects: ObjectStore, manifest: ObjectRef,
+                   invalid: type[ServiceError] = InvalidParameterException
+                   ) -> list[tuple[int, str]]:
+    """(1-based line number, text) of each non-blank line. InvalidS3ObjectException when the
+    object cannot be read; `invalid` when it is too large or not UTF-8."""
+    data = objects.get_bytes(manifest, max_bytes=MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise invalid(f"The manifest {manifest.describe()} is larger than {MAX_MANIFEST_BYTES} "
+                      "bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid(f"The manifest {manifest.describe()} is not UTF-8 JSON lines") from None
+    return [(number, line) for number, line in enumerate(text.splitlines(), start=1)
+            if line.strip()]
 
 
 def _entry(line: str, number: int, manifest: ObjectRef, annotated: bool) -> ManifestEntry:

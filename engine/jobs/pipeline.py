@@ -16,9 +16,13 @@ from typing import Protocol
 
 import numpy as np
 
-from engine.cluster import AdapterTrainingRequest, AdapterTrainingResult, SegmentOutcome
+from engine.cluster import (
+    AdapterTrainingRequest,
+    AdapterTrainingResult,
+    SegmentOutcome,
+    adapter_file,
+)
 from engine.config import EngineSettings
-from engine.jobs.adapter_store import adapter_file
 from engine.jobs.store import JobStore
 from engine.jobs.types import JobRecord
 from engine.metrics import EngineMetrics
@@ -66,6 +70,10 @@ class SegmentRunner(Protocol):
     """Every label an adapter may be trained for."""
 
     def train_adapter(self, request: AdapterTrainingRequest) -> AdapterTrainingResult: ...
+
+    def inference_actors(self) -> list:
+        """The pool's actor handles (opaque here), where media analysis jobs classify."""
+        ...
 
     def shutdown(self) -> None: ...
 

@@ -18,6 +18,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from engine.errors import (
     VideoTooLargeException,
 )
 from engine.jobs.adapters import AdapterService
+from engine.jobs.images import image_moderation, read_image_object
 from engine.jobs.pipeline import SegmentRunner
 from engine.jobs.store import JobStore
 from engine.jobs.tokens import PageQuery, PageTokenCodec
@@ -40,16 +42,13 @@ from engine.jobs.types import (
     StartRequest,
 )
 from engine.jobs.visibility import visible_job
-from engine.results import (
-    FrameScores,
-    build_detections,
-    reported_content_types,
-    sort_by_confidence,
-)
 from engine.results.types import Detection
 from engine.storage.access import readable_object
 from engine.storage.base import ObjectRef, ObjectStore
 from engine.video.image import ImageLimits, ImageTooLargeError, InvalidImageError, image_frame
+
+if TYPE_CHECKING:  # media_analysis imports this module (new_job_id)
+    from engine.jobs.media_analysis import MediaAnalysisService
 
 MAX_PAGE_SIZE = 1000
 
@@ -73,10 +72,13 @@ class ModerationService:
         submit_job: Callable[[str], None],
         shared_runner: Callable[[], SegmentRunner] | None = None,
         adapters: AdapterService | None = None,
+        media: MediaAnalysisService | None = None,
     ) -> None:
         self.settings, self.store, self.objects, self.tokens = settings, store, objects, tokens
         self.adapters = adapters
         """Custom Moderation projects and versions (engine/jobs/adapters.py)."""
+        self.media = media
+        """Media analysis jobs (engine/jobs/media_analysis.py)."""
         self._submit_job = submit_job
         self._shared_runner = shared_runner
         self._image_decodes = threading.BoundedSemaphore(settings.max_concurrent_image_decodes)
@@ -158,31 +160,12 @@ class ModerationService:
         else:
             scores = runner.classify_frames(frame[np.newaxis], adapter_path)[0]
             taxonomy = runner.taxonomy_for(adapter_path)
-        labels = len(taxonomy)
-        content_types = reported_content_types(runner.model_info.content_types, scores[labels:])
-        detections = build_detections(
-            taxonomy, [FrameScores(timestamp_ms=0, confidences=scores[:labels])],
-            min_confidence,
-        )
-        return ImageModeration(sort_by_confidence(detections), self.settings.model_version,
-                               content_types, project_version)
+        return image_moderation(scores, taxonomy, runner.model_info.content_types,
+                                min_confidence, self.settings.model_version, project_version)
 
     def _image_bytes(self, account: str, image: bytes | ObjectRef) -> tuple[bytes, int]:
         """The encoded image and the byte limit that applies to where it came from."""
         if not isinstance(image, ObjectRef):
             return image, self.settings.max_image_bytes
         limit = self.settings.max_image_object_bytes
-        size = readable_object(self.objects, account, image).size_bytes
-        if size > limit:
-            raise ImageTooLargeException(
-                f"The object {image.describe()} is {size} bytes; the maximum for an image is "
-                f"{limit} bytes"
-            )
-        # Read one byte past the limit: an object that grew since `stat` is still refused as
-        # too large, never read in full.
-        data = self.objects.get_bytes(image, max_bytes=limit + 1)
-        if len(data) > limit:
-            raise ImageTooLargeException(
-                f"The image object {image.describe()} is larger than the maximum of {limit} bytes"
-            )
-        return data, limit
+        return read_image_object(self.objects, account, image, limit), limit

@@ -84,3 +84,12 @@ class PageTokenCodec:
         )
         digest = hmac.new(self._secret, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode()[:MAC_CHARS]
+
+    def page(self, items: list, query: PageQuery, max_results: int, next_token: str | None
+             ) -> tuple[list, str | None]:
+        """One page of a listing (projects, versions, media analysis jobs) and the token of
+        the next, if any."""
+        start = self.verify(query, next_token) if next_token else 0
+        more = start + max_results < len(items)
+        return (items[start : start + max_results],
+                self.issue(query, start + max_results) if more else None)

@@ -157,6 +157,8 @@ def _metadata(data: ReportData) -> str:
         rows.append(("Finished", _utc(job.finished_ms)))
     if job.job_tag:
         rows.append(("JobTag", job.job_tag))
+    if job.adapter_arn:
+        rows.append(("Adapter", job.adapter_arn))
     cells = "".join(f"<dt>{_text(name)}</dt><dd>{_text(value)}</dd>" for name, value in rows)
     return f'<section><h2>Video and job</h2><dl class="meta">{cells}</dl></section>'
 

@@ -85,9 +85,11 @@ def assemble_result(
     model_version: str,
     model_info: ModelInfo,
     decode_mode: str,
+    adapter: str | None = None,
 ) -> ModerationResult:
     """A finished video's result: `assemble_detections` plus what its answer says about the
-    video, the model and the decoding."""
+    video, the model (and `adapter`, the ARN of the adapter it was scored with) and the
+    decoding."""
     return ModerationResult(
         metadata=metadata,
         detections=tuple(assemble_detections(segments, metadata.duration_ms, options)),
@@ -96,4 +98,5 @@ def assemble_result(
         model_info=model_info,
         decode_mode=decode_mode,
         frame_count=sum(len(segment.sample_timestamps_ms) for segment in segments),
+        adapter=adapter,
     )

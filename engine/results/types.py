@@ -116,3 +116,5 @@ class ModerationResult:
     """How the frames were picked ("accurate" or "keyframes")."""
     frame_count: int
     """Frames classified."""
+    adapter: str | None = None
+    """The Custom Moderation adapter (project version ARN) the frames were scored with."""

@@ -6,7 +6,8 @@ others, augmented by crops and mirror images; the images live in the embedded ob
 
 Held-out positives must get the label at or above the version's ConfidenceThreshold and
 held-out negatives must not, in at least 90% of cases, and the F1 DescribeProjectVersions
-reports is recomputed here from DetectModerationLabels' answers on the testing images.
+reports is recomputed here from DetectModerationLabels' answers on the testing images. A media
+analysis job over 20 held-out photographs writes, for each, what DetectModerationLabels answers.
 """
 
 from __future__ import annotations
@@ -213,3 +214,50 @@ def test_the_adapter_on_a_video_flags_the_positive_stretch_in_segments_and_nothi
     details = inspection.job_details(inspection.open_store(data_dir), job_id)
     assert details["adapter"] == version
     main(["adapters", "use", "--clear", "--account", account, "--data-dir", str(data_dir)])
+
+
+def test_a_media_analysis_job_writes_what_detect_moderation_labels_answers(trained):
+    """StartMediaAnalysisJob over 20 held-out photographs with the adapter: each results line
+    is DetectModerationLabels' answer for that photograph (confidences to float noise: the
+    frames are batched differently)."""
+    client, data_dir, description, _, held_out = trained
+    version = description["ProjectVersionArn"]
+    keys = [key for key, _, _ in held_out[:20]]
+    (data_dir / "objects" / "data" / "bulk.manifest").write_text(
+        "".join(json.dumps({"source-ref": f"s3://data/{key}"}) + "\n" for key in keys))
+    job_id = client.start_media_analysis_job(
+        OperationsConfig={"DetectModerationLabels": {"MinConfidence": 20,
+                                                     "ProjectVersion": version}},
+        Input={"S3Object": {"Bucket": "data", "Name": "bulk.manifest"}},
+        OutputConfig={"S3Bucket": "results", "S3KeyPrefix": "media"})["JobId"]
+    deadline = time.monotonic() + 300
+    while (job := client.get_media_analysis_job(JobId=job_id))["Status"] not in (
+            "SUCCEEDED", "FAILED"):
+        assert time.monotonic() < deadline, "the media analysis job never finished"
+        time.sleep(0.5)
+    assert job["Status"] == "SUCCEEDED", job.get("FailureDetails")
+    results = job["Results"]["S3Object"]
+    lines = (data_dir / "objects" / results["Bucket"] / results["Name"]).read_text().splitlines()
+    assert len(lines) == 20
+    flagged = 0
+    for text, key in zip(lines, keys, strict=True):
+        entry = json.loads(text)
+        assert entry["source-ref"] == f"s3://data/{key}"
+        alone = client.detect_moderation_labels(
+            Image={"S3Object": {"Bucket": "data", "Name": key}}, MinConfidence=20,
+            ProjectVersion=version)
+        bulk = entry["detect-moderation-labels"]
+        assert bulk["ProjectVersion"] == alone["ProjectVersion"] == version
+        assert bulk["ModerationModelVersion"] == alone["ModerationModelVersion"]
+        assert labels_of(bulk) == pytest.approx(labels_of(alone), abs=1e-3), key
+        assert labels_of(bulk, "ContentTypes") == pytest.approx(
+            labels_of(alone, "ContentTypes"), abs=1e-3)
+        flagged += (LABEL, "") in labels_of(bulk)
+    print(f"{flagged} of 20 photographs flagged {LABEL} in bulk")
+    assert flagged >= 9  # the ten coffee crops come first
+
+
+def labels_of(response: dict, member: str = "ModerationLabels") -> dict:
+    """{(Name, ParentName) or Name: Confidence} of a DetectModerationLabels-shaped answer."""
+    return {(item["Name"], item["ParentName"]) if "ParentName" in item else item["Name"]:
+            item["Confidence"] for item in response[member]}

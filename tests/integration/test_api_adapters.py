@@ -52,21 +52,27 @@ def line(bucket: str, key: str, labels: list[str]) -> str:
                            "ModerationLabels": [{"Name": name} for name in labels]}})
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("adapters-api")
-    more_keys = write_account_keys(data_dir / "more-keys", OTHER_ACCOUNT, "210987654321")
-    images = data_dir / "objects" / "data"
-    images.mkdir(parents=True)
+def write_training_set(images, positives: int, negatives: int) -> str:
+    """Red-topped positives and blue/green/white negatives in the embedded store's `data`
+    bucket (the folder `images`), and their manifest; returns the manifest's key."""
+    images.mkdir(parents=True, exist_ok=True)
     lines = []
-    for number in range(10):
+    for number in range(positives):
         (images / f"pos{number}.png").write_bytes(picture("red", number))
         lines.append(line("data", f"pos{number}.png", [LABEL]))
-    for number in range(12):
+    for number in range(negatives):
         colour = ("blue", "green", "white")[number % 3]
         (images / f"neg{number}.png").write_bytes(picture(colour, 100 + number))
         lines.append(line("data", f"neg{number}.png", []))
     (images / "train.manifest").write_text("\n".join(lines) + "\n")
+    return "train.manifest"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("adapters-api")
+    more_keys = write_account_keys(data_dir / "more-keys", OTHER_ACCOUNT, "210987654321")
+    write_training_set(data_dir / "objects" / "data", positives=10, negatives=12)
     with scripted_server(data_dir, ApiSettings(extra_credentials_file=more_keys)) as (
             url, jobs, _settings):
         yield url, jobs, data_dir
@@ -93,7 +99,8 @@ def create_version(client, project_arn: str, name: str, manifest: str = "train.m
         TestingData={"AutoCreate": True}, **extra)["ProjectVersionArn"]
 
 
-def wait_trained(client, project_arn: str, version_arn: str, timeout_s: float = 60) -> dict:
+def wait_trained(client, project_arn: str, version_arn: str, timeout_s: float = 60,
+                 log_tail=lambda: "") -> dict:
     deadline = time.monotonic() + timeout_s
     while True:
         name = version_arn.split("/version/")[1].split("/")[0]
@@ -101,7 +108,7 @@ def wait_trained(client, project_arn: str, version_arn: str, timeout_s: float = 
             ProjectArn=project_arn, VersionNames=[name])["ProjectVersionDescriptions"][0]
         if description["Status"] != "TRAINING_IN_PROGRESS":
             return description
-        assert time.monotonic() < deadline, "the training never finished"
+        assert time.monotonic() < deadline, f"the training never finished {log_tail()}"
         time.sleep(0.1)
 
 
@@ -328,3 +335,49 @@ def test_an_accounts_video_jobs_use_its_adapter_recorded_at_start(api):
     assert main(["adapters", "use", "--clear", "--account", account,
                  "--data-dir", str(data_dir)]) == 0
     client.delete_project_version(ProjectVersionArn=version)
+
+
+def test_an_adapter_trains_from_manifests_and_images_in_an_s3_server(tmp_path, moto_endpoint):
+    """Training data in a real S3 server (moto on 127.0.0.1), not the embedded store: the
+    manifest (a pinned version) and the images are read from there, the evaluation summary and
+    the split manifests are written there, and the adapter labels an image read from there."""
+    from tests.integration.api_fixtures import aws_client
+
+    s3 = aws_client("s3", moto_endpoint)
+    for bucket in ("training", "results"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket="training", VersioningConfiguration={"Status": "Enabled"})
+    lines = []
+    for number in range(8):
+        s3.put_object(Bucket="training", Key=f"img/p{number}.png", Body=picture("red", number))
+        s3.put_object(Bucket="training", Key=f"img/n{number}.jpg",
+                      Body=picture(("blue", "green")[number % 2], 60 + number, "JPEG"))
+        lines += [line("training", f"img/p{number}.png", [LABEL]),
+                  line("training", f"img/n{number}.jpg", [])]
+    pinned = s3.put_object(Bucket="training", Key="train.manifest",
+                           Body=("\n".join(lines) + "\n").encode())["VersionId"]
+    s3.put_object(Bucket="training", Key="train.manifest", Body=b"{overwritten later\n")
+    s3_settings = {"s3_endpoint": moto_endpoint, "s3_access_key": "x", "s3_secret_key": "y"}
+    with scripted_server(tmp_path, **s3_settings) as (url, _, _):
+        client = rekognition_client(url, config=NO_RETRIES)
+        project = new_project(client, "from-s3")
+        version = client.create_project_version(
+            ProjectArn=project, VersionName="v1",
+            OutputConfig={"S3Bucket": "results", "S3KeyPrefix": "adapters"},
+            TrainingData={"Assets": [{"GroundTruthManifest": {"S3Object": {
+                "Bucket": "training", "Name": "train.manifest", "Version": pinned}}}]},
+            TestingData={"AutoCreate": True})["ProjectVersionArn"]
+        described = wait_trained(client, project, version)
+        assert described["Status"] == "TRAINING_COMPLETED", described.get("StatusMessage")
+        assert described["EvaluationResult"]["F1Score"] == 1.0
+        summary = described["EvaluationResult"]["Summary"]["S3Object"]
+        document = json.loads(s3.get_object(Bucket=summary["Bucket"], Key=summary["Name"])
+                              ["Body"].read())
+        assert document["f1"] == 1.0 and document["training_images"] > 0
+        split = described["TestingDataResult"]["Output"]["Assets"][0]["GroundTruthManifest"]
+        assert s3.get_object(Bucket="results", Key=split["S3Object"]["Name"])["Body"].read()
+        s3.put_object(Bucket="training", Key="new/red.png", Body=picture("red", 777))
+        labelled = client.detect_moderation_labels(
+            Image={"S3Object": {"Bucket": "training", "Name": "new/red.png"}},
+            ProjectVersion=version, MinConfidence=50)
+        assert LABEL in {label["Name"] for label in labelled["ModerationLabels"]}

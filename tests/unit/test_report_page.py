@@ -286,3 +286,14 @@ def test_server_builds_beyond_the_limit_are_throttled_not_queued(world, video_jo
         release.set()
         first.join(30)
     assert "<html" in reports.for_account(ACCOUNT, video_job, False)  # the slot is free again
+
+
+def test_the_page_names_the_adapter_a_job_was_scored_with(world, video_job):
+    _, store, _ = world
+    arn = "arn:aws:rekognition:us-east-1:111122223333:project/p/version/v1/1700000000000"
+    request = StartRequest(video=ObjectRef("videos", HOSTILE_KEY), min_confidence=50.0,
+                           adapter_arn=arn)
+    store.create_job("job-adapted", ACCOUNT, request, "7.0", 20)
+    page = builder(world).build("job-adapted")
+    assert "<dt>Adapter</dt>" in page and arn in page
+    assert "<dt>Adapter</dt>" not in builder(world).build(video_job)
