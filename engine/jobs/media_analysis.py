@@ -141,12 +141,12 @@ class MediaAnalysisService:
             raise InternalServerError("Media analysis is not configured on this server")
         if request.project_version is not None:
             self._adapter_path(account, request.project_version)
-        writable_location(self.objects, account, request.output_bucket, request.output_prefix or "")
         lines, _ = self._read_manifest(account, request.manifest)
         if not lines:
             raise InvalidManifestException(
                 f"The manifest {request.manifest.describe()} names no image: each line must be "
                 '{"source-ref": "s3://bucket/key"}')
+        writable_location(self.objects, account, request.output_bucket, request.output_prefix or "")
         from engine.jobs.service import new_job_id
 
         job_id, created = self.store.create_job(new_job_id(), account, request, now_ms(),

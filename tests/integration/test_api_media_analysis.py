@@ -202,6 +202,36 @@ def test_an_output_location_that_cannot_be_written_fails_the_job_with_its_code(s
     assert "s3://blocked/" in job["FailureDetails"]["Message"]
 
 
+def test_another_account_cannot_analyse_or_write_the_first_accounts_objects(server):
+    """Issue 16 on media analysis: B's job over A's manifest, A's images listed in B's own
+    manifest and an output into A's bucket are refused, each saying nothing of the object."""
+    from engine.storage.access import UNREADABLE_OBJECT_MESSAGE
+    from tests.integration.api_fixtures import owned_bucket
+
+    client, other, data_dir, _, _ = server
+    moderation = {"DetectModerationLabels": {}}
+    # A reads its own (and its jobs make the output bucket "out" A's).
+    assert wait_job(client, start_job(client, "one.manifest",
+                                      OperationsConfig=moderation))["Status"] == "SUCCEEDED"
+    with pytest.raises(other.exceptions.InvalidS3ObjectException) as refused:
+        start_job(other, "one.manifest", OperationsConfig=moderation)
+    assert refused.value.response["Error"]["Message"] == UNREADABLE_OBJECT_MESSAGE
+    own = owned_bucket(data_dir, "b-data", "210987654399")
+    (own / "a.manifest").write_text(json.dumps({"source-ref": "s3://data/pos0.png"}) + "\n")
+    with pytest.raises(other.exceptions.AccessDeniedException):
+        other.start_media_analysis_job(
+            Input={"S3Object": {"Bucket": "b-data", "Name": "a.manifest"}},
+            OperationsConfig=moderation, OutputConfig={"S3Bucket": "out"})
+    job = wait_job(other, other.start_media_analysis_job(
+        Input={"S3Object": {"Bucket": "b-data", "Name": "a.manifest"}},
+        OperationsConfig=moderation, OutputConfig={"S3Bucket": "b-data"})["JobId"])
+    assert job["Status"] == "SUCCEEDED", job.get("FailureDetails")
+    assert stored(data_dir, job["Results"]["S3Object"]) == b""
+    summary = json.loads(stored(data_dir, job["ManifestSummary"]["S3Object"]))
+    assert [(error["code"], error["message"]) for error in summary["errors"]] == [
+        ("InvalidS3ObjectException", UNREADABLE_OBJECT_MESSAGE)]
+
+
 def test_a_killed_server_runs_its_unfinished_jobs_again_or_fails_them_with_a_message(server):
     """Runs last: SIGKILLs the module's server. A job accepted before the kill succeeds after
     the restart; one already interrupted MAX_RUN_ATTEMPTS times fails with FailureDetails."""
@@ -243,12 +273,18 @@ def test_a_job_over_an_s3_server_reads_and_writes_there(tmp_path, moto_endpoint)
         manifest.append(json.dumps({"source-ref": f"s3://photos/p{number}.png"}))
     s3.put_object(Bucket="photos", Key="photos.manifest", Body="\n".join(manifest).encode())
     data_dir = tmp_path / "data"
-    process = ServerProcess(data_dir, server_env(data_dir, moto_endpoint), [],
-                            tmp_path / "server.log").start()
+    more_keys = write_account_keys(tmp_path / "more-keys", OTHER_ACCOUNT, "210987654399")
+    env = server_env(data_dir, moto_endpoint, MODENGINE_API_CREDENTIALS_FILE=str(more_keys))
+    process = ServerProcess(data_dir, env, [], tmp_path / "server.log").start()
     try:
         client = rekognition_client(process.url, config=NO_RETRIES)
         request = {"Input": {"S3Object": {"Bucket": "photos", "Name": "photos.manifest"}},
                    "OperationsConfig": {"DetectModerationLabels": {"MinConfidence": 60}}}
+        # An account without object_access_grants reads nothing of the S3 backend.
+        other = rekognition_client(process.url, config=NO_RETRIES, keys=OTHER_ACCOUNT)
+        with pytest.raises(other.exceptions.InvalidS3ObjectException):
+            other.start_media_analysis_job(
+                OutputConfig={"S3Bucket": "outputs", "S3KeyPrefix": "bulk/"}, **request)
         job = wait_job(client, client.start_media_analysis_job(
             OutputConfig={"S3Bucket": "outputs", "S3KeyPrefix": "bulk/"}, **request)["JobId"])
         assert job["Status"] == "SUCCEEDED", job.get("FailureDetails")
