@@ -119,9 +119,9 @@ class VersionRecord:
 class ManifestEntry:
     """One line of a Ground Truth manifest: an image and the moderation labels it shows."""
 
-    image: ObjectRef
-    labels: tuple[str, ...]
-    """The annotation's moderation label names; empty for a safe image."""
     manifest: ObjectRef
     line: int
     """1-based line of the manifest, for the error messages that point at it."""
+    image: ObjectRef
+    labels: tuple[str, ...]
+    """The annotation's moderation label names; empty for a safe image."""

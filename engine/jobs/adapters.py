@@ -98,10 +98,8 @@ class AdapterService:
 
     def start(self) -> None:
         """Start the training threads and resume every version a stopped server left training."""
-        self._trainings.start(self.settings.max_concurrent_trainings)
-        for version in self.store.versions_in_progress():
-            log.info("resuming the training of %s", version.arn)
-            self._trainings.put(version.arn)
+        self._trainings.start(self.settings.max_concurrent_trainings,
+                              resume=[version.arn for version in self.store.versions_in_progress()])
 
     def stop(self) -> None:
         self._trainings.stop()

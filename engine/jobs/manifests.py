@@ -72,7 +72,7 @@ def _entry(line: str, number: int, manifest: ObjectRef, annotated: bool) -> Mani
         raise InvalidParameterException(f"{where} is not a JSON object: {line[:80]!r}")
     image = parse_s3_url(document.get("source-ref"), where)
     if not annotated:
-        return ManifestEntry(image, (), manifest, number)
+        return ManifestEntry(manifest, number, image, ())
     annotation = document.get(ANNOTATION)
     labels = annotation.get("ModerationLabels") if isinstance(annotation, dict) else None
     if not isinstance(labels, list) or not all(
@@ -80,8 +80,8 @@ def _entry(line: str, number: int, manifest: ObjectRef, annotated: bool) -> Mani
         raise InvalidParameterException(
             f"{where} needs {ANNOTATION!r}: {{'ModerationLabels': [{{'Name': ...}}, ...]}} "
             "(an empty list for a safe image)")
-    return ManifestEntry(image, tuple(sorted({label["Name"] for label in labels})),
-                         manifest, number)
+    return ManifestEntry(manifest, number, image,
+                         tuple(sorted({label["Name"] for label in labels})))
 
 
 def check_labels(entries: Iterable[ManifestEntry], known: set[str]) -> None:

@@ -123,10 +123,8 @@ class MediaAnalysisService:
 
     def start(self) -> None:
         """Start the media threads and queue every job a stopped server left unfinished."""
-        self._workers.start(self.settings.max_concurrent_media_jobs)
-        for job in self.store.unfinished_jobs():
-            log.info("resuming media analysis job %s", job.job_id)
-            self._workers.put(job.job_id)
+        self._workers.start(self.settings.max_concurrent_media_jobs,
+                            resume=[job.job_id for job in self.store.unfinished_jobs()])
 
     def stop(self) -> None:
         self._workers.stop()

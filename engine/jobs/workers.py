@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,12 @@ class WorkerPool:
         self._idle = threading.Condition()
         self._busy = 0
 
-    def start(self, count: int) -> None:
+    def start(self, count: int, resume: Iterable[object] = ()) -> None:
+        """Start the threads, first queueing `resume`: the work a stopped server left
+        unfinished (each logged, so an operator sees what a restart picked up again)."""
+        for item in resume:
+            log.info("%s: resuming %s", self._name, item)
+            self._queue.put(item)
         for number in range(count):
             thread = threading.Thread(target=self._work, name=f"{self._name}-{number}",
                                       daemon=True)
