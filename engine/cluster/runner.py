@@ -290,7 +290,8 @@ class ClusterRunner:
             decode = segment_decode_request(
                 settings, source, probe, segment, pool.model_info.input_size, decode_mode
             )
-            ref = named.remote(SegmentTask(decode, actor, pool.spares_for(actor), adapter_path))
+            ref = named.remote(SegmentTask(decode, actor, pool.spares_for(actor), adapter_path,
+                                           chunk_frames=settings.segment_chunk_frames))
             running[ref] = segment
 
         waiting = list(segments)
