@@ -109,8 +109,10 @@ class EngineSettings:
     on (>= 1): smaller chunks start the model sooner, larger ones cost more calls."""
 
     max_segments_in_flight: int | None = None
-    """Segment tasks one job keeps submitted at once (backpressure); None = twice as many as
-    the cluster can run at once (cluster CPUs / segment_task_cpus)."""
+    """Segment tasks one job keeps submitted at once (backpressure); None = as many as all
+    jobs together may run: cluster CPUs / segment_task_cpus, plus one (a task waiting for
+    its scores gives its CPU back to Ray, so more would only add decoders fighting the model
+    for cores)."""
 
     default_min_confidence: float = 50.0
     """MinConfidence when a request gives none (0..100)."""
