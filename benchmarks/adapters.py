@@ -216,6 +216,17 @@ def run_two_jobs(runner, video: Path, rounds: int = 3) -> dict:
     }
 
 
+def cpu_bound(videos: dict[str, Path], settings, cores: int) -> dict:
+    """benchmarks/bench_mode_bound's least wall time of each engine mode on each video, from its
+    CPU work on `cores` cores, measured now in a fresh process (torch stays out of this one)."""
+    from benchmarks.bench_mode_bound import engine_bound
+
+    return _in_fresh_process(
+        engine_bound, {name: str(path) for name, path in videos.items()},
+        str(settings.weights_dir), settings.precision, cores,
+        round(settings.segment_length_s * 1000))
+
+
 def model_alone(cache_dir: Path, batch_size: int, precision: str = "auto",
                 repeats: int = 8) -> dict:
     """(d) The model alone at the production batch size and precision, in a fresh process."""

@@ -37,14 +37,15 @@ BATCH_SIZE = 16
 VIDEO_S = 60
 
 
-def decode_cost(path: str, mode: str, repeats: int) -> tuple[float, int]:
+def decode_cost(path: str, mode: str, repeats: int,
+                segment_length_ms: int = SEGMENT_LENGTH_MS) -> tuple[float, int]:
     """(least CPU seconds over `repeats`, distinct frames) to decode the video in `mode`."""
     probe = probe_video(path)
     best, frames = float("inf"), 0
     for _ in range(repeats):
         started = time.process_time()
         frames = 0
-        for segment in plan_segments(probe, SEGMENT_LENGTH_MS):
+        for segment in plan_segments(probe, segment_length_ms):
             batch = unique_frames(
                 decode_segment(path, probe, segment, SAMPLE_INTERVAL_MS, (224, 224), mode=mode,
                                threads=1, hwaccel="none")
@@ -67,6 +68,32 @@ def model_cost_per_frame(classifier, threads: int, repeats: int) -> float:
     return best
 
 
+def model_costs(cache_dir: Path, precision: str, repeats: int) -> dict[int, float]:
+    """Model CPU seconds per frame at batch 16 with one and with two torch threads."""
+    from models.default import load_default_classifier
+
+    classifier = load_default_classifier(cache_dir, precision=precision)
+    return {threads: model_cost_per_frame(classifier, threads, repeats) for threads in (1, 2)}
+
+
+def engine_bound(videos: dict[str, str], cache_dir: str, precision: str, cores: int,
+                 segment_length_ms: int, repeats: int = 2) -> dict:
+    """The least wall time each mode of the engine can take on each video with `cores` cores:
+    its CPU work (decode in one thread plus the model, as above) spread perfectly over them.
+    `make bench` reports efficiency = this bound / the engine's wall time."""
+    per_frame = min(model_costs(Path(cache_dir), precision, repeats).values())
+    bounds = {"cores": cores, "model_cpu_s_per_frame": round(per_frame, 4), "videos": {}}
+    for name, path in videos.items():
+        bounds["videos"][name] = {}
+        for mode in ("accurate", "keyframes"):
+            decode_s, frames = decode_cost(path, mode, repeats, segment_length_ms)
+            work = decode_s + frames * per_frame
+            bounds["videos"][name][mode] = {
+                "decode_cpu_s": round(decode_s, 3), "frames": frames,
+                "total_cpu_s": round(work, 3), "bound_s": round(work / cores, 3)}
+    return bounds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="720p,1080p")
@@ -74,12 +101,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    from models.default import load_default_classifier
-
     with tempfile.TemporaryDirectory() as cache:
-        classifier = load_default_classifier(Path(cache))
-        model = {threads: model_cost_per_frame(classifier, threads, args.repeats)
-                 for threads in (1, 2)}
+        model = model_costs(Path(cache), "auto", args.repeats)
     per_frame = min(model.values())
     videos = {}
     for size in args.sizes.split(","):

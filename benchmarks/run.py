@@ -4,7 +4,9 @@ For 360p, 720p and 1080p H.264 videos (60 s; 20 s with --quick) it measures, in 
 (a) the floor (decode every frame, no conversion, no model), (b) the naive baseline (decode and
 convert every frame, classify each sampled frame at batch 1), (c) the engine end to end in
 `accurate` and `keyframes` modes, (d) the model alone at the production batch size, (e) peak
-RSS per process, and two jobs submitted together against one after the other. Writes
+RSS per process, (f) the least time the engine's own CPU work allows (benchmarks/bench_mode_bound,
+spread over the cores) and efficiency = that bound / the engine's time, and two jobs submitted
+together against one after the other. Writes
 benchmarks/results/latest.json, latest.md and latest.png, and refreshes README's table
 (--quick writes quick.json, quick.md and quick.png and leaves README alone).
 
@@ -24,6 +26,7 @@ from benchmarks.adapters import (
     FloorAdapter,
     NaiveAdapter,
     PeerAdapter,
+    cpu_bound,
     model_alone,
     run_two_jobs,
 )
@@ -68,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             report["videos"][name] = _measure_video(contenders, video, duration_s, args.repeats)
         report["model_alone"] = model_alone(settings.weights_dir, settings.max_batch_size,
                                             settings.precision)
+        report["bound"] = cpu_bound(videos, settings, _cores(settings))
+        _add_efficiency(report)
         report["two_jobs"] = run_two_jobs(runner, videos.get("720p", next(iter(videos.values()))))
     finally:
         runner.shutdown()
@@ -108,6 +113,20 @@ def _measure_video(contenders, video: Path, duration_s: float, repeats: int) -> 
         rows["engine-accurate"]["wall_s"] / rows["engine-keyframes"]["wall_s"], 3
     )
     return rows
+
+
+def _cores(settings) -> int:
+    """The cores the engine's local Ray may use: its setting, else this process's CPUs."""
+    return settings.ray_num_cpus or len(os.sched_getaffinity(0))
+
+
+def _add_efficiency(report: dict) -> None:
+    """Each engine row's `bound_s` and efficiency = bound / wall time (1.0: no idle core)."""
+    for name, rows in report["videos"].items():
+        for mode in ("accurate", "keyframes"):
+            row = rows[f"engine-{mode}"]
+            row["bound_s"] = report["bound"]["videos"][name][mode]["bound_s"]
+            row["efficiency"] = round(row["bound_s"] / row["wall_s"], 3)
 
 
 def _write(report: dict, stem: str, update: bool) -> None:

@@ -104,9 +104,15 @@ class EngineSettings:
     decode_threads: int = 0
     """FFmpeg threads per segment task; 0 = as many as the task reserves CPUs (at least 1)."""
 
+    segment_chunk_frames: int = 8
+    """Decoded frames a segment task sends to the inference actor at once, while it decodes
+    on (>= 1): smaller chunks start the model sooner, larger ones cost more calls."""
+
     max_segments_in_flight: int | None = None
-    """Segment tasks one job keeps submitted at once (backpressure); None = twice as many as
-    the cluster can run at once (cluster CPUs / segment_task_cpus)."""
+    """Segment tasks one job keeps submitted at once (backpressure); None = as many as all
+    jobs together may run: cluster CPUs / segment_task_cpus, plus one (a task waiting for
+    its scores gives its CPU back to Ray, so more would only add decoders fighting the model
+    for cores)."""
 
     default_min_confidence: float = 50.0
     """MinConfidence when a request gives none (0..100)."""
@@ -250,6 +256,8 @@ class EngineSettings:
             problems.append("segment_task_cpus must be > 0")
         if self.max_batch_size < 1:
             problems.append("max_batch_size must be >= 1")
+        if self.segment_chunk_frames < 1:
+            problems.append("segment_chunk_frames must be >= 1")
         if self.max_batch_wait_ms < 0:
             problems.append("max_batch_wait_ms must be >= 0")
         if self.precision not in ("auto", "fp32", "bf16"):

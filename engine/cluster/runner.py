@@ -72,6 +72,7 @@ class ClusterRunner:
         self._stopping = threading.Event()
         self._active_runs = 0
         self._runs_changed = threading.Condition()
+        self._slots: SegmentSlots | None = None
 
     # -- connection and pool ------------------------------------------------------------------
 
@@ -251,8 +252,9 @@ class ClusterRunner:
 
         Returns every SegmentOutcome (scores, node, timings) in completion order.
 
-        At most `max_segments_in_flight` tasks are submitted at once, so a long video never
-        floods the cluster (or the inference queue) with decoded frames.
+        At most `max_segments_in_flight` tasks of this job, and `_slot_count` tasks of all jobs
+        together, are submitted at once, so neither a long video nor many jobs flood the
+        cluster (or the inference queue) with decoders and decoded frames.
         """
         with self._runs_changed:
             self._active_runs += 1
@@ -295,7 +297,8 @@ class ClusterRunner:
             decode = segment_decode_request(
                 settings, source, probe, segment, pool.model_info.input_size, decode_mode
             )
-            ref = named.remote(SegmentTask(decode, actor, pool.spares_for(actor), adapter_path))
+            ref = named.remote(SegmentTask(decode, actor, pool.spares_for(actor), adapter_path,
+                                           chunk_frames=settings.segment_chunk_frames))
             running[ref] = segment
 
         waiting = list(segments)
@@ -303,15 +306,23 @@ class ClusterRunner:
         attempts: Counter[int] = Counter()
         outcomes: list[SegmentOutcome] = []
         window = self._window()
+        slots = self._cluster_slots()
         try:
             while waiting or running:
                 if self._stopping.is_set():
                     raise RunnerStoppedError("the engine is shutting down")
-                while waiting and len(running) < window:
-                    submit(waiting.pop(0))
+                while waiting and len(running) < window and slots.take(wait=not running):
+                    try:
+                        submit(waiting.pop(0))
+                    except BaseException:
+                        slots.give_back()
+                        raise
+                if not running:
+                    continue  # every slot is held by other jobs: ask again
                 done, _ = ray.wait(list(running), num_returns=1, timeout=_STOP_POLL_S)
                 for ref in done:
                     segment = running.pop(ref)
+                    slots.give_back()
                     try:
                         outcome = ray.get(ref)
                     except ray.exceptions.RayError as error:
@@ -324,6 +335,9 @@ class ClusterRunner:
             for ref in running:
                 ray.cancel(ref, force=True)
             raise
+        finally:
+            for _ in running:
+                slots.give_back()
         return outcomes
 
     def _handle_failure(
@@ -340,12 +354,58 @@ class ClusterRunner:
         raise self._retry_policy.final_error(segment, error, attempts) from error
 
     def _window(self) -> int:
-        if self.settings.max_segments_in_flight:
-            return self.settings.max_segments_in_flight
-        # Twice the segment tasks the cluster can run at once, so a freed slot always has a
-        # task queued behind it, and no more (each holds one segment's decoded frames).
+        """Segment tasks one job may have submitted (`max_segments_in_flight`, else as many as
+        the whole runner may: `_cluster_slots`)."""
+        return self.settings.max_segments_in_flight or self._slot_count()
+
+    def _slot_count(self) -> int:
+        """One segment task more than the cluster's CPUs hold at once. A task that waits for
+        its scores in ray.get gives its CPU back to Ray, which then starts whatever is queued:
+        so submitted tasks, not reserved CPUs, are what actually run. One spare keeps a decoder
+        feeding the model while the others wait; more would only fight the model for cores."""
         cpus = ray.cluster_resources().get("CPU", 2)
-        return max(2, 2 * math.ceil(cpus / self.settings.segment_task_cpus))
+        return max(2, math.ceil(cpus / self.settings.segment_task_cpus) + 1)
+
+    def _cluster_slots(self) -> SegmentSlots:
+        """The runner-wide limit on running segment tasks, shared by every job: two jobs
+        together run as many decoders as one, each job taking its turn."""
+        with self._start_lock:
+            if self._slots is None:
+                self._slots = SegmentSlots(self._slot_count())
+            return self._slots
+
+
+class SegmentSlots:
+    """Running segment tasks across jobs. A job with none running waits for a slot
+    (`take(wait=True)`, up to the stop-poll interval, so its loop still notices shutdown); a
+    job with some running only takes a free slot that no waiting job wants, so a long video
+    never keeps a second job out."""
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._waiting = 0
+        self._changed = threading.Condition()
+
+    def take(self, wait: bool) -> bool:
+        with self._changed:
+            if not wait:
+                if self._waiting or not self._free:
+                    return False
+                self._free -= 1
+                return True
+            self._waiting += 1
+            try:
+                if not self._changed.wait_for(lambda: self._free > 0, timeout=_STOP_POLL_S):
+                    return False
+                self._free -= 1
+                return True
+            finally:
+                self._waiting -= 1
+
+    def give_back(self) -> None:
+        with self._changed:
+            self._free += 1
+            self._changed.notify()
 
 
 def _segment_placement(task_cpus: float) -> Callable[[int], object]:

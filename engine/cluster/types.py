@@ -28,6 +28,8 @@ class SegmentTask:
     spare_actors: Sequence = ()
     adapter_path: str | None = None
     """An adapter file (the job's Custom Moderation adapter) to merge into the scores."""
+    chunk_frames: int = 8
+    """Frames sent to the actor at once while decoding goes on (settings.segment_chunk_frames)."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,9 @@ class SegmentOutcome:
     the labels in taxonomy order, then the model's `ModelInfo.content_types`."""
     node_id: str = ""
     decode_s: float = 0.0
+    """Wall time of the decode (its chunks were being classified meanwhile)."""
     classify_s: float = 0.0
+    """Wall time spent waiting for the scores once the segment was decoded."""
     worker_pid: int = 0
     worker_peak_rss_mb: float = 0.0
 

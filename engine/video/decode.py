@@ -16,7 +16,7 @@ Knows nothing about Ray or models: source in, FrameBatch out.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,13 +74,27 @@ class _OutputOutOfOrder(Exception):
     """With packets skipped the decoder emitted frames out of order: decode everything instead."""
 
 
-def decode_sampled_frames(request: SegmentDecodeRequest) -> FrameBatch:
-    """The frames `request` asks for, each distinct frame once (`unique_frames`)."""
+ChunkCallback = Callable[[FrameBatch], None]
+"""Receives the distinct frames of a segment in order, a chunk at a time, while decoding goes on."""
+
+
+def decode_sampled_frames(
+    request: SegmentDecodeRequest,
+    on_chunk: ChunkCallback | None = None,
+    chunk_frames: int = 0,
+) -> FrameBatch:
+    """The frames `request` asks for, each distinct frame once (`unique_frames`).
+
+    With `on_chunk`, every `chunk_frames` new distinct frames (and the rest at the end) are
+    handed to it as soon as they are decoded, so a caller can classify them while the decoder
+    goes on; the chunks, in order, are exactly the returned batch.
+    """
     return unique_frames(
         decode_segment(
             request.source, request.probe, request.segment, request.sample_interval_ms,
             request.output_size, mode=request.mode, threads=request.threads,
             hwaccel=request.hwaccel, preprocess=request.preprocess,
+            on_chunk=on_chunk, chunk_frames=chunk_frames,
         )
     )
 
@@ -115,6 +129,8 @@ def decode_segment(
     preprocess: str = "auto",
     time_limit_s: float | None = None,
     max_frame_pixels: int = DEFAULT_MAX_FRAME_PIXELS,
+    on_chunk: ChunkCallback | None = None,
+    chunk_frames: int = 0,
 ) -> FrameBatch:
     """Frames on screen at each sample time of `segment`, as uint8 RGB of `output_size` = (H, W).
 
@@ -128,7 +144,9 @@ def decode_segment(
     `preprocess` ("auto", "kernel", "swscale"; engine/video/hwdecode.py) picks the scaler:
     "auto" keeps NVDEC frames on the GPU for the Triton kernel when it can.
     `time_limit_s` bounds the wall time (None: 60 s + 10 s per second of segment) and
-    `max_frame_pixels` the frame size; past either, VideoError.
+    `max_frame_pixels` the frame size; past either, VideoError. `on_chunk` / `chunk_frames`:
+    see `decode_sampled_frames` (accurate mode streams; keyframes mode hands over one chunk at
+    the end).
     """
     if mode not in DECODE_MODES:
         raise ValueError(f"mode must be one of {DECODE_MODES}, got {mode!r}")
@@ -158,6 +176,8 @@ def decode_segment(
         max_frame_pixels=max_frame_pixels,
     )
     decoder = _SegmentDecoder(source, probe, segment, targets_ms, output_size, settings)
+    if on_chunk is not None:
+        decoder.emitter = _ChunkEmitter(on_chunk, chunk_frames, decoder.stack)
     try:
         try:
             picks = decoder.pick(selective=selective and mode == "accurate")
@@ -168,6 +188,8 @@ def decode_segment(
             f"Decoding {name} failed at {segment.start_ms}-{segment.stop_ms} ms "
             f"({timeline.describe_ffmpeg_error(error)}); the file is probably damaged or truncated."
         ) from error
+    if decoder.emitter is not None:
+        decoder.emitter.finish(picks)
     return FrameBatch(
         frames=decoder.stack([array for _, array in picks]),
         timestamps_ms=[timestamp_ms for timestamp_ms, _ in picks],
@@ -189,8 +211,51 @@ class _DecodeSettings:
     max_frame_pixels: int
 
 
+class _ChunkEmitter:
+    """Hands a segment's distinct picks to a callback in chunks while the picks list grows.
+
+    Offered the whole picks list after each new pick; a decode that restarts (a seek that
+    overshot, a selective decode that fell back) rebuilds the same picks from the first, so
+    picks already offered are skipped by position and nothing is handed over twice.
+    """
+
+    def __init__(self, on_chunk: ChunkCallback, chunk_frames: int, stack) -> None:
+        self._on_chunk = on_chunk
+        self._chunk_frames = max(1, chunk_frames)
+        self._stack = stack
+        self._offered = 0
+        self._seen: set[int] = set()
+        self._pending: list[tuple[int, object]] = []
+
+    def offer(self, picks: list[tuple[int, object]]) -> None:
+        for timestamp_ms, array in picks[self._offered :]:
+            if timestamp_ms not in self._seen:  # the same rule as unique_frames
+                self._seen.add(timestamp_ms)
+                self._pending.append((timestamp_ms, array))
+        self._offered = max(self._offered, len(picks))
+        if len(self._pending) >= self._chunk_frames:
+            self._send()
+
+    def finish(self, picks: list[tuple[int, object]]) -> None:
+        self.offer(picks)
+        if self._pending:
+            self._send()
+
+    def _send(self) -> None:
+        pending, self._pending = self._pending, []
+        for start in range(0, len(pending), self._chunk_frames):
+            chunk = pending[start : start + self._chunk_frames]
+            self._on_chunk(FrameBatch(
+                frames=self._stack([array for _, array in chunk]),
+                timestamps_ms=[timestamp_ms for timestamp_ms, _ in chunk],
+            ))
+
+
 class _SegmentDecoder:
     """One segment's decode: where to start, which packets to send, which frames to keep."""
+
+    emitter: _ChunkEmitter | None = None
+    """Set to stream the picks as they are found (`decode_sampled_frames`'s `on_chunk`)."""
 
     def __init__(self, source, probe, segment, targets_ms, output_size, settings) -> None:
         self._source = source
@@ -356,6 +421,8 @@ class _SegmentDecoder:
                 previous = self._with_array(previous)
                 picks.append((previous[0], previous[2]))
                 next_target += 1
+                if self.emitter is not None:
+                    self.emitter.offer(picks)
             if next_target == len(targets_ms):
                 return picks
             previous = (frame_ms, frame, None)
