@@ -12,6 +12,8 @@ Two kinds:
   one BackboneEnsemble forward pass (folded, cast and fused by prepare_for_inference);
 - "detector": an ExtraDetector callable on the uint8 frames, for pipelines that are not one
   forward pass (MediaPipe's palm -> hand crop -> landmarks) or run on another runtime.
+In the "int8" precision a backbone becomes the onnxruntime graph its `int8_recipe` names
+(models/onnx_int8.py); detectors run as they are.
 """
 
 from __future__ import annotations
