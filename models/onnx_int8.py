@@ -9,15 +9,17 @@ there is no C++ compiler to find or run, so a worker without one still gets the 
 Each backbone source declares a recipe:
 - QUANTISE: convolutions int8 (weights per channel, activations per tensor, MinMax ranges
   from models/calibration.py's generated frames); the heads' matrix products and the softmax
-  stay fp32, which keeps the probabilities within a fraction of a point of fp32;
+  stay fp32 (tests/integration/test_model_int8_accuracy.py holds every taxonomy confidence
+  within 1.0 point of fp32);
 - ONNX_FP32: the fp32 graph on onnxruntime (still faster than torch's eager fp32 here), for
   a network int8 moves too far: SwiftFormer-S in int8 ran 2x its fp32 graph but moved its NSFW
   output by up to 0.07 on the benchmark's noise frames (3.7 points of Explicit), whichever
   convolutions were left in fp32 (the stem, the first or the last 20 of its 76).
 The cold start exports the fp32 module, quantises it and writes the graph next to the
 safetensors, under a name keyed by everything that shapes it (weights' stamp, recipe, library
-versions, CPU flags, calibration frames); warm starts open that file (an onnxruntime session),
-and any batch size runs (the batch axis is dynamic). It knows nothing of the taxonomy.
+versions, CPU flags, calibration frames), by rename, so workers that start together on a cold
+cache never read half a file; warm starts open that file (an onnxruntime session), and any
+batch size runs (the batch axis is dynamic). It knows nothing of the taxonomy.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ INPUT_NAME, OUTPUT_NAME = "frames", "probabilities"
 CALIBRATION_BATCH = 8
 # With the activations listed, the quantiser takes a convolution's range after its ReLU/ReLU6
 # (and drops the clip into the int8 range); with convolutions alone it took the pre-clip range,
-# 10x wider, and nsfwjs's probabilities moved by up to 0.48 on the benign photographs (0.17 so).
+# 10x wider, and nsfwjs's probabilities moved by up to 0.48 on the benign photographs (0.17
+# with the activations listed).
 QUANTISED_OPS = ["Conv", "Clip", "Relu"]
 
 
