@@ -118,12 +118,22 @@ def load_onnx_backbone(module: nn.Module, weights: CachedWeights, cache_dir: Pat
     only; `weights` must already be in the cache, since the graph's key is their stamp).
     """
     path = graph_path(weights, cache_dir, recipe)
-    from_cache = path.exists()
-    if not from_cache:
-        log.info("building the %s graph of %s into %s (once per machine and cache)",
-                 recipe, weights.name, path)
-        _write_graph(module, recipe, path)
-    return OnnxBackbone(open_session(path, threads), weights.name), from_cache
+    if path.exists():
+        try:
+            return OnnxBackbone(open_session(path, threads), weights.name), True
+        except (OSError, *_onnxruntime_load_errors()) as error:
+            log.warning("cached graph %s unreadable (%s); rebuilding", path, error)
+    log.info("building the %s graph of %s into %s (once per machine and cache)",
+             recipe, weights.name, path)
+    _write_graph(module, recipe, path)
+    return OnnxBackbone(open_session(path, threads), weights.name), False
+
+
+def _onnxruntime_load_errors() -> tuple[type[Exception], ...]:
+    """What onnxruntime raises for a file it cannot read (plain Exception subclasses)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    return state.InvalidProtobuf, state.Fail, state.InvalidGraph
 
 
 def open_session(path: Path, threads: int | None):

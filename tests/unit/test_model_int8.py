@@ -63,3 +63,17 @@ def test_calibration_frames_are_fixed_and_varied():
     assert frames.shape == (32, 224, 224, 3) and frames.dtype == np.uint8
     assert np.array_equal(frames, calibration_frames())
     assert frames.reshape(32, -1).std(axis=1).min() > 5  # no blank frame
+
+
+def test_an_unreadable_cached_graph_is_rebuilt(tmp_path_factory, caplog):
+    cache_dir = tmp_path_factory.getbasetemp() / "model-weight-cache"
+    frames = calibration_frames(4)
+    first = load_default_classifier(cache_dir, precision="int8", sources=("nsfwjs",))
+    expected = first.classify(frames)
+    (graph,) = (cache_dir / "compiled").glob("nsfwjs_*.onnx")
+    graph.write_bytes(b"a truncated write")
+    with caplog.at_level(logging.WARNING, logger="models.onnx_int8"):
+        rebuilt = load_default_classifier(cache_dir, precision="int8", sources=("nsfwjs",))
+    assert any("unreadable" in record.getMessage() for record in caplog.records)
+    assert graph.stat().st_size > 1_000_000
+    np.testing.assert_allclose(rebuilt.classify(frames), expected, atol=1e-4)
