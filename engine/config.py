@@ -15,6 +15,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+# models.runtime.PRECISIONS, spelled out so that reading settings never imports torch (a test
+# keeps the two equal).
+MODEL_PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -92,8 +96,10 @@ class EngineSettings:
 
     precision: str = "auto"
     """Classifier precision: "auto" (bf16 where it is faster than fp32: a bf16 GPU, a CPU with
-    AMX; else fp32), "fp32" or "bf16". An explicit "bf16" that the hardware cannot run (an
-    AVX2-only CPU) is refused at start, naming the missing CPU flags."""
+    AMX; else int8 on a CPU with VNNI; else fp32), "fp32", "bf16" or "int8" (onnxruntime
+    graphs of the backbones, built once into the weight cache: models/onnx_int8.py). An
+    explicit "bf16" that the hardware cannot run (an AVX2-only CPU) or an "int8" on a GPU is
+    refused at start; int8 without onnxruntime installed runs fp32 and logs why."""
 
     segment_task_cpus: float = 1.0
     """Ray CPUs reserved by each segment decode task (> 0). A task keeps its reservation while
@@ -260,8 +266,8 @@ class EngineSettings:
             problems.append("segment_chunk_frames must be >= 1")
         if self.max_batch_wait_ms < 0:
             problems.append("max_batch_wait_ms must be >= 0")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            problems.append("precision must be 'auto', 'fp32' or 'bf16'")
+        if self.precision not in MODEL_PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(MODEL_PRECISIONS)}")
         if not 0 <= self.default_min_confidence <= 100:
             problems.append("default_min_confidence must be within 0..100")
         image_limits = ("max_image_bytes", "max_image_object_bytes", "max_image_side_px",

@@ -21,7 +21,8 @@ import torch
 from models.base import ModelInfo
 from models.evidence import EvidenceHead, load_evidence_map
 from models.hierarchical import BackboneEnsemble, HierarchicalClassifier
-from models.runtime import resolve_device, resolve_precision
+from models.onnx_int8 import int8_unavailable_reason
+from models.runtime import INT8, resolve_device, resolve_precision
 from models.sources import BACKBONE, SOURCES, LoadContext, default_source_names
 from models.weight_sources import WeightSourceMissingError
 
@@ -39,9 +40,11 @@ def load_default_classifier(cache_dir: Path, *, device: str | None = None,
 
     cache_dir: where converted weights are kept (created if missing).
     device: "cpu", "cuda", "cuda:1"...; None picks CUDA when available.
-    precision: "auto" (bf16 on CUDA or CPUs with AMX / AVX-512-BF16, else fp32), "fp32" or
-        "bf16". bf16 means bf16 weights and activations in the backbones' bodies; their heads,
-        input normalisation and softmax stay fp32.
+    precision: "auto" (bf16 on CUDA or CPUs with AMX, int8 on other CPUs with VNNI, else
+        fp32: models/runtime.py), "fp32", "bf16" or "int8". bf16 means bf16 weights and
+        activations in the backbones' bodies; their heads, input normalisation and softmax stay
+        fp32. int8 means onnxruntime graphs of the backbones, int8 convolutions where the
+        source's recipe says so (models/onnx_int8.py); the detectors stay fp32.
     threads: torch intra-op threads for this process; None leaves torch's default.
     use_nudenet: also run the optional AGPL NudeNet detector; ignored (with a warning) when
         the nudenet package is not installed.
@@ -57,7 +60,8 @@ def load_default_classifier(cache_dir: Path, *, device: str | None = None,
     resolved_device = resolve_device(device)
     evidence_map = load_evidence_map()
     context = LoadContext(Path(cache_dir), resolved_device,
-                          resolve_precision(precision, resolved_device), threads, 0)
+                          runnable_precision(resolve_precision(precision, resolved_device)),
+                          threads, 0)
     names = _enabled_sources(use_nudenet) if sources is None else _checked(sources)
     backbones, detectors = {}, []
     for name in names:
@@ -75,6 +79,16 @@ def load_default_classifier(cache_dir: Path, *, device: str | None = None,
     log.info("default classifier ready on %s/%s in %.2f s with %s", resolved_device,
              context.precision, time.perf_counter() - started, ", ".join(names))
     return classifier
+
+
+def runnable_precision(resolved: str) -> str:
+    """`resolved`, or fp32 (logged, with the reason) when it is int8 and this environment
+    cannot run the int8 path: a worker still starts, at the reference precision."""
+    reason = int8_unavailable_reason() if resolved == INT8 else None
+    if reason is None:
+        return resolved
+    log.warning("precision int8 cannot run here (%s); running fp32 instead", reason)
+    return "fp32"
 
 
 def _checked(sources: tuple[str, ...]) -> tuple[str, ...]:

@@ -10,6 +10,12 @@ recorded flag sets as well as on the machine at hand.
   at about 0.5% relative error); fp32 everywhere else. AVX512-BF16 alone is not enough: on an
   Intel Xeon with AVX512-BF16 and no AMX the default model ran 26 frames/s in bf16 against 34
   in fp32 (batch 16, 2 cores, 2026-12-01), so "auto" stays fp32 there.
+- "auto" is "int8" on the other CPUs with VNNI (AVX512-VNNI or AVX-VNNI: int8 dot products in
+  one instruction): the CNN backbones run as statically quantised onnxruntime graphs
+  (models/onnx_int8.py). Where VNNI is missing (an AVX2-only AMD EPYC) "auto" stays fp32; an
+  explicit "int8" still runs there (onnxruntime emulates the dot products), only slower. This
+  decision reads the flags only; a worker without onnxruntime falls back to fp32 at load and
+  logs why (models/default.py).
 - An explicit "bf16" is honoured wherever it can run, even emulated: oneDNN's bf16 convolutions
   need AVX512-BW/VL/DQ or AVX-NE-CONVERT. Where it cannot run (an AVX2-only CPU), it is refused
   with PrecisionUnsupportedError naming the missing features, before any model is built,
@@ -24,9 +30,11 @@ from pathlib import Path
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16")
+INT8 = "int8"
+PRECISIONS = ("auto", "fp32", "bf16", INT8)
 CPUINFO = Path("/proc/cpuinfo")
 FAST_BF16_FLAGS = ("amx_bf16",)
+FAST_INT8_FLAGS = ("avx512_vnni", "avx_vnni")
 # What torch's oneDNN asks of a CPU before it runs a bf16 convolution (its error message says
 # "needs the cpu support avx_ne_convert or avx512bw, avx512vl and avx512dq").
 ONEDNN_BF16_AVX512_FLAGS = ("avx512bw", "avx512vl", "avx512dq")
@@ -74,6 +82,11 @@ class CpuFeatures:
         """bf16 faster than fp32 here (AMX-BF16 tiles): "auto" picks bf16."""
         return any(flag in self.flags for flag in FAST_BF16_FLAGS)
 
+    @property
+    def fast_int8(self) -> bool:
+        """int8 dot products in one instruction (VNNI): "auto" picks int8 without fast bf16."""
+        return any(flag in self.flags for flag in FAST_INT8_FLAGS)
+
     def missing_for_bf16(self) -> tuple[str, ...]:
         """The flags this CPU lacks for bf16 convolutions at all; () when it can run them."""
         if ONEDNN_BF16_ALTERNATIVE_FLAG in self.flags:
@@ -102,21 +115,25 @@ def resolve_device(device: str | None) -> torch.device:
 
 def resolve_precision(precision: str, device: torch.device,
                       cpu: CpuFeatures | None = None) -> str:
-    """'auto' | 'fp32' | 'bf16' -> 'fp32' or 'bf16' for `device`.
+    """'auto' | 'fp32' | 'bf16' | 'int8' -> 'fp32', 'bf16' or 'int8' for `device`.
 
     cpu: the CPU to decide for (default: this machine's); only consulted on CPU devices.
-    Raises PrecisionUnsupportedError for an explicit 'bf16' the device cannot run, and
-    ValueError for an unknown precision.
+    Raises PrecisionUnsupportedError for an explicit 'bf16' the device cannot run or an
+    'int8' off the CPU, and ValueError for an unknown precision.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == INT8 and device.type != "cpu":
+        raise PrecisionUnsupportedError(
+            f"precision 'int8' runs on the CPU only (onnxruntime's CPU kernels), not on "
+            f"{device}; set precision to 'auto', 'fp32' or 'bf16' (MODENGINE_PRECISION)")
     if device.type == "cuda":
         return _resolve_on_cuda(precision, device)
     if device.type != "cpu":
         return "fp32" if precision == "auto" else precision
     cpu = cpu or CpuFeatures.read()
     if precision == "auto":
-        return "bf16" if cpu.fast_bf16 else "fp32"
+        return "bf16" if cpu.fast_bf16 else INT8 if cpu.fast_int8 else "fp32"
     if precision == "bf16" and not cpu.runs_bf16:
         raise PrecisionUnsupportedError(
             f"precision 'bf16' cannot run on this CPU ({cpu.model_name}): it lacks "
@@ -148,6 +165,7 @@ def runtime_description(precision: str, device: torch.device | None = None,
         "cpu_model": cpu.model_name,
         "cpu_flags": cpu.relevant_flags(),
         "cpu_fast_bf16": cpu.fast_bf16,
+        "cpu_fast_int8": cpu.fast_int8,
         "torch_threads": torch.get_num_threads(),
         "device": str(device),
         "precision_requested": precision,

