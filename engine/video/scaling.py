@@ -14,10 +14,15 @@ from av.video.reformatter import Interpolation
 
 from engine.video.hwdecode import software_frame
 
-SWSCALE_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
-"""Bilinear with exact rounding and full-resolution chroma: about 0.3 ms more per 1080p frame
-than the fast path, whose rounding is biased by 1-1.5 levels; with these flags the GPU kernel
-path (engine/video/device_scaling.py) gives the same pictures to within a level."""
+SWSCALE_FLAGS = Interpolation.BILINEAR
+"""swscale's fast bilinear path: what CPU nodes scale with. Its rounding is biased by 1-1.5
+levels against an exact conversion; the exact flags below cost about 0.35 ms more per 1080p
+frame and some 200 MiB more peak memory in a worker decoding very large frames (measured by
+tests/integration/test_hostile_jobs.py), so the product keeps the fast path."""
+
+EXACT_SWSCALE_FLAGS = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+"""Bilinear with exact rounding and full-resolution chroma: the reference the GPU kernel path
+(engine/video/device_scaling.py) is tested against, to within a level."""
 
 
 class FrameScaler(Protocol):
@@ -36,8 +41,10 @@ class UprightScaler:
     rotated result has exactly the requested (height, width).
     """
 
-    def __init__(self, output_size: tuple[int, int], rotation_degrees: int) -> None:
+    def __init__(self, output_size: tuple[int, int], rotation_degrees: int,
+                 interpolation: Interpolation = SWSCALE_FLAGS) -> None:
         self._height, self._width = output_size
+        self._interpolation = interpolation
         self._quarter_turns = (rotation_degrees // 90) % 4
         self._reformatter = av.video.reformatter.VideoReformatter()
 
@@ -51,7 +58,7 @@ class UprightScaler:
             width=coded_width,
             height=coded_height,
             format="rgb24",
-            interpolation=SWSCALE_FLAGS,
+            interpolation=self._interpolation,
         )
         array = scaled.to_ndarray()
         if self._quarter_turns:

@@ -1,6 +1,8 @@
 """The GPU-resident decode path, tested without a GPU: the same KernelScaler, the same Triton
 kernel (under Triton's interpreter on CPU tensors), fed NV12, YUV420P and P010 planes of
-software-decoded frames, against the swscale path every CPU node uses.
+software-decoded frames, against swscale with exact rounding and full-resolution chroma
+(EXACT_SWSCALE_FLAGS; CPU nodes scale with swscale's faster bilinear path, whose rounding bias
+shows as up to 2 levels on average: the last decode test measures it).
 
 On smooth content (photograph-like) the two paths agree to within one level when shrinking
 (mean 0.35-0.4, under 1% of samples 2 apart; enlarging, where swscale's chroma interpolation
@@ -18,7 +20,7 @@ import pytest
 
 from engine.video import decode_segment, hwdecode, plan_segments, probe_video
 from engine.video.device_scaling import KernelScaler
-from engine.video.scaling import UprightScaler
+from engine.video.scaling import EXACT_SWSCALE_FLAGS, UprightScaler
 from tests.media import make_smooth_video
 
 OUTPUT_SIZE = (24, 32)
@@ -44,6 +46,14 @@ def assert_within_one_level(a: np.ndarray, b: np.ndarray) -> None:
     assert difference.max() <= 2, difference.max()
 
 
+def assert_within_fast_swscale_bias(a: np.ndarray, b: np.ndarray) -> None:
+    """Against the product's fast swscale path (not the exact flags): its biased rounding and
+    coarser chroma show, measured mean 1.9, max 9 levels on these smooth frames."""
+    difference = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    assert difference.mean() <= 2.5 and difference.max() <= 12, (difference.mean(),
+                                                                  difference.max())
+
+
 @pytest.mark.parametrize("planes_format", ["nv12", "yuv420p"])
 @pytest.mark.parametrize("rotation", [0, 90])
 def test_kernel_scaler_matches_swscale_within_one_level(
@@ -52,7 +62,7 @@ def test_kernel_scaler_matches_swscale_within_one_level(
     path = tmp_path / "smooth.mp4"
     make_smooth_video(path, size=(96, 64), duration_s=0.3)
     kernel = KernelScaler(OUTPUT_SIZE, rotation, triton_device)
-    swscale = UprightScaler(OUTPUT_SIZE, rotation)
+    swscale = UprightScaler(OUTPUT_SIZE, rotation, EXACT_SWSCALE_FLAGS)
     for frame in decoded_frames(path):
         frame = frame.reformat(format=planes_format) if planes_format == "nv12" else frame
         picture = kernel.convert(frame)
@@ -66,7 +76,7 @@ def test_p010_planes_of_a_ten_bit_decode_match_swscale_within_one_level(tmp_path
     path = tmp_path / "ten-bit.mp4"
     make_smooth_video(path, size=(96, 64), duration_s=0.3, pix_fmt="yuv420p10le")
     kernel = KernelScaler(OUTPUT_SIZE, 0, triton_device)
-    swscale = UprightScaler(OUTPUT_SIZE, 0)
+    swscale = UprightScaler(OUTPUT_SIZE, 0, EXACT_SWSCALE_FLAGS)
     frames = decoded_frames(path)
     assert frames[0].format.name == "yuv420p10le"
     for frame in frames:
@@ -90,7 +100,7 @@ def test_decode_segment_with_the_kernel_picks_the_same_frames_as_swscale(
         )
         assert kernel.timestamps_ms == swscale.timestamps_ms
         assert kernel.frames.dtype == np.uint8 and kernel.frames.flags["C_CONTIGUOUS"]
-        assert_within_one_level(kernel.frames, swscale.frames)
+        assert_within_fast_swscale_bias(kernel.frames, swscale.frames)
 
 
 def test_formats_the_kernel_does_not_read_go_through_swscale(tmp_path):
@@ -138,4 +148,4 @@ def test_nvdec_frames_stay_on_the_gpu_and_match_the_software_path(tmp_path, code
         gpu = decode_segment(str(path), probe, segment, 500, (224, 224), hwaccel="cuda")
         cpu = decode_segment(str(path), probe, segment, 500, (224, 224), hwaccel="none")
         assert gpu.timestamps_ms == cpu.timestamps_ms
-        assert_within_one_level(gpu.frames, cpu.frames)
+        assert_within_fast_swscale_bias(gpu.frames, cpu.frames)
