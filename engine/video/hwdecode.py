@@ -25,8 +25,10 @@ driver capability, which is where libnvcuvid comes from) decodes in software: th
 from __future__ import annotations
 
 import functools
+import glob
 import importlib.util
 import logging
+import sys
 from dataclasses import dataclass
 
 import av
@@ -131,7 +133,7 @@ def decode_path_report(hwaccel: str, preprocess: str = "auto") -> dict:
         scaler = "kernel-cuda"
     else:
         scaler = "kernel-cpu" if preprocess == "kernel" else "swscale"
-    fallback = hwaccel != "none" and not nvdec and _torch_sees_cuda()
+    fallback = hwaccel != "none" and not nvdec and _gpu_visible()
     report = {
         "hwaccel": hwaccel,
         "decoder": "nvdec" if nvdec else "software",
@@ -147,12 +149,14 @@ def decode_path_report(hwaccel: str, preprocess: str = "auto") -> dict:
     return report
 
 
-def _torch_sees_cuda() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
+def _gpu_visible() -> bool:
+    """Whether this machine shows an NVIDIA GPU: torch's answer where torch is already loaded,
+    else the driver's device nodes. Never imports torch: in a decode worker that alone costs
+    some 400 MiB of resident memory (tests/integration/test_hostile_jobs.py measures it)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.cuda.is_available()
+    return bool(glob.glob("/dev/nvidia[0-9]*"))
 
 
 def choose_hwaccel(hwaccel: str) -> HWAccel | None:
@@ -172,7 +176,7 @@ def choose_hwaccel(hwaccel: str) -> HWAccel | None:
                 f"can be used on this machine ({reason}). Use hwaccel='auto' or 'none'."
             )
         message = f"video decode: software (no usable CUDA device: {reason})"
-        _log_once(message, logging.WARNING if _torch_sees_cuda() else logging.INFO)
+        _log_once(message, logging.WARNING if _gpu_visible() else logging.INFO)
         return None
     _log_once(f"video decode: NVDEC on CUDA device (hwaccel={hwaccel})")
     return HWAccel(device_type="cuda", allow_software_fallback=hwaccel == "auto")

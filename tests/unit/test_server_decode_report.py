@@ -18,7 +18,7 @@ needs_no_nvdec = pytest.mark.skipif(
 
 @needs_no_nvdec
 def test_a_visible_gpu_without_nvdec_is_a_warning_at_start(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(hwdecode, "_torch_sees_cuda", lambda: True)
+    monkeypatch.setattr(hwdecode, "_gpu_visible", lambda: True)
     settings = EngineSettings(data_dir=tmp_path, hwaccel="auto")
     with caplog.at_level(logging.INFO, logger="engine.server"):
         report = decode_report(settings)
@@ -30,7 +30,7 @@ def test_a_visible_gpu_without_nvdec_is_a_warning_at_start(tmp_path, monkeypatch
 
 @needs_no_nvdec
 def test_software_by_choice_is_no_warning(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(hwdecode, "_torch_sees_cuda", lambda: True)
+    monkeypatch.setattr(hwdecode, "_gpu_visible", lambda: True)
     with caplog.at_level(logging.INFO, logger="engine.server"):
         report = decode_report(EngineSettings(data_dir=tmp_path, hwaccel="none"))
     assert report["nvdec_fallback"] is False

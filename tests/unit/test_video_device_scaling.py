@@ -129,8 +129,8 @@ def test_decode_path_without_nvdec():
 def test_report_says_loudly_when_a_visible_gpu_cannot_decode(monkeypatch):
     quiet = hwdecode.decode_path_report("auto")
     assert quiet["decoder"] == "software" and quiet["scaler"] == "swscale"
-    assert quiet["nvdec_fallback"] is hwdecode._torch_sees_cuda()
-    monkeypatch.setattr(hwdecode, "_torch_sees_cuda", lambda: True)
+    assert quiet["nvdec_fallback"] is hwdecode._gpu_visible()
+    monkeypatch.setattr(hwdecode, "_gpu_visible", lambda: True)
     loud = hwdecode.decode_path_report("auto")
     assert loud["nvdec_fallback"] is True and "'video'" in loud["reason"]
     assert hwdecode.decode_path_report("none")["nvdec_fallback"] is False
