@@ -98,8 +98,8 @@ def moderate(
         if client_options:
             raise TypeError(f"{sorted(client_options)} apply only with endpoint_url")
         result = moderate_on_ray(
-            uri_or_path, settings or load_settings(), min_confidence, sort_by, aggregate_by,
-            version=version, adapter=adapter,
+            uri_or_path, settings or load_settings(), version, min_confidence=min_confidence,
+            sort_by=sort_by, aggregate_by=aggregate_by, adapter=adapter,
         )
     return to_dataframe(result) if as_dataframe else result
 
@@ -135,16 +135,10 @@ def moderate_many(
         return dict(zip(uris, pool.map(one, uris)))
 
 
-def moderate_on_ray(
-    uri_or_path: str | Path,
-    settings: EngineSettings,
-    min_confidence: float | None = None,
-    sort_by: str = "TIMESTAMP",
-    aggregate_by: str = "TIMESTAMPS",
-    version: str | None = None,
-    adapter: str | None = None,
-) -> dict:
+def moderate_on_ray(uri_or_path: str | Path, settings: EngineSettings,
+                    version: str | None = None, **options: Any) -> dict:
     """Run one video on Ray from this process (as `modengine moderate` does) and shape it.
+    `options` are LocalRunner.moderate's (min_confidence, sort_by, aggregate_by, adapter).
 
     The runner (its Ray connection and its inference pool, with the model loaded) stays warm
     for the next call with the same settings, as a notebook moderates video after video;
@@ -153,10 +147,7 @@ def moderate_on_ray(
     from engine.api.wire import moderation_result_to_wire
 
     source = resolve_source(uri_or_path, settings, version)
-    result = _warm_runner(settings).moderate(
-        source, min_confidence=min_confidence, sort_by=sort_by, aggregate_by=aggregate_by,
-        adapter=adapter,
-    )
+    result = _warm_runner(settings).moderate(source, **options)
     response = moderation_result_to_wire(result)
     if str(uri_or_path).startswith("s3://"):  # echoed as the server does; a path has no member
         response["Video"] = {"S3Object": _s3_object(uri_or_path, version)}

@@ -45,7 +45,7 @@ from engine.jobs.adapter_types import (
 from engine.jobs.pipeline import SegmentRunner
 from engine.jobs.store import now_ms
 from engine.jobs.tokens import PageQuery, PageTokenCodec
-from engine.jobs.workers import WorkerPool
+from engine.jobs.workers import QueuedWorkService
 from engine.storage.access import readable_object, writable_location
 from engine.storage.base import ObjectRef, ObjectStore
 
@@ -85,27 +85,18 @@ def arn_account(account: str) -> str:
     return f"{int(hashlib.sha256(account.encode()).hexdigest(), 16) % 10**12:012d}"
 
 
-class AdapterService:
+class AdapterService(QueuedWorkService):
     """Projects and versions of one store; `runner()` is the cluster runner the jobs use."""
 
     def __init__(self, settings: EngineSettings, store: AdapterStore, objects: ObjectStore,
                  tokens: PageTokenCodec, runner: Callable[[], SegmentRunner] | None) -> None:
         self.settings, self.store, self.objects, self.tokens = settings, store, objects, tokens
         self._runner = runner
-        self._trainings = WorkerPool(self.train, "adapter-training")
+        super().__init__(self.train, "adapter-training", settings.max_concurrent_trainings)
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the training threads and resume every version a stopped server left training."""
-        self._trainings.start(self.settings.max_concurrent_trainings,
-                              resume=[version.arn for version in self.store.versions_in_progress()])
-
-    def stop(self) -> None:
-        self._trainings.stop()
-
-    def wait_idle(self, timeout_s: float) -> bool:
-        return self._trainings.wait_idle(timeout_s)
+    def unfinished_work(self) -> list[str]:
+        """Every version a stopped server left training: trained again from its request."""
+        return [version.arn for version in self.store.versions_in_progress()]
 
     # -- projects ----------------------------------------------------------------------------
 
@@ -171,7 +162,7 @@ class AdapterService:
         self.store.create_version(version, self.settings.max_concurrent_trainings)
         log.info("training %s on %d training and %d testing images", version.arn,
                  len(training), len(testing))
-        self._trainings.put(version.arn)
+        self.queue_work(version.arn)
         return version.arn
 
     def _checked_data(self, account: str, request: VersionRequest

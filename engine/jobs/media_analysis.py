@@ -51,7 +51,7 @@ from engine.jobs.pipeline import SegmentRunner
 from engine.jobs.store import now_ms
 from engine.jobs.tokens import PageQuery, PageTokenCodec
 from engine.jobs.types import ImageModeration
-from engine.jobs.workers import WorkerPool
+from engine.jobs.workers import QueuedWorkService
 from engine.storage.access import readable_object, writable_location
 from engine.storage.base import ObjectRef, ObjectStore
 
@@ -109,7 +109,7 @@ class OutputWriteError(RuntimeError):
     """Not a contract error: the output location refused a write (INVALID_OUTPUT_CONFIG)."""
 
 
-class MediaAnalysisService:
+class MediaAnalysisService(QueuedWorkService):
     """Media analysis jobs of one store; `runner()` is the cluster runner the jobs use."""
 
     def __init__(self, settings: EngineSettings, store: MediaAnalysisStore, objects: ObjectStore,
@@ -117,20 +117,11 @@ class MediaAnalysisService:
                  adapters: AdapterService | None, backend: MediaAnalysisBackend | None) -> None:
         self.settings, self.store, self.objects, self.tokens = settings, store, objects, tokens
         self._runner, self._adapters, self._backend = runner, adapters, backend
-        self._workers = WorkerPool(self.run, "media-analysis")
+        super().__init__(self.run, "media-analysis", settings.max_concurrent_media_jobs)
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the media threads and queue every job a stopped server left unfinished."""
-        self._workers.start(self.settings.max_concurrent_media_jobs,
-                            resume=[job.job_id for job in self.store.unfinished_jobs()])
-
-    def stop(self) -> None:
-        self._workers.stop()
-
-    def wait_idle(self, timeout_s: float) -> bool:
-        return self._workers.wait_idle(timeout_s)
+    def unfinished_work(self) -> list[str]:
+        """Every job a stopped server left unfinished: run again from the start."""
+        return [job.job_id for job in self.store.unfinished_jobs()]
 
     # -- operations --------------------------------------------------------------------------
 
@@ -150,7 +141,7 @@ class MediaAnalysisService:
         job_id, created = self.store.create_job(new_job_id(), account, request, now_ms(),
                                                 self.settings.max_concurrent_media_jobs)
         if created:
-            self._workers.put(job_id)
+            self.queue_work(job_id)
         return job_id
 
     def get_media_analysis_job(self, account: str, job_id: str) -> MediaAnalysisRecord:

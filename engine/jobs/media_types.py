@@ -5,12 +5,12 @@ manifest of images). `api` builds the request and writes the records back
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar
 
 from engine.jobs.adapter_types import StoredAsJson
+from engine.jobs.types import request_fingerprint
 from engine.storage.base import ObjectRef
 
 
@@ -57,10 +57,7 @@ class MediaAnalysisRequest(StoredAsJson):
     kms_key_id: str | None = None
 
     def fingerprint(self) -> str:
-        """Every parameter but the token, for ClientRequestToken idempotency."""
-        document = asdict(self)
-        document.pop("client_request_token")
-        return json.dumps(document, sort_keys=True, separators=(",", ":"))
+        return request_fingerprint(self)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,19 @@ class NotificationChannel:
     role_arn: str
 
 
+def request_fingerprint(request, omit_when_none: tuple[str, ...] = ()) -> str:
+    """Canonical text of every parameter of a request dataclass but its ClientRequestToken:
+    what a retry with the same token must repeat exactly (idempotency). Fields named in
+    `omit_when_none` are left out while None, so adding an optional parameter keeps the
+    fingerprints of requests that do not use it."""
+    document = asdict(request)
+    document.pop("client_request_token")
+    for name in omit_when_none:
+        if document[name] is None:
+            document.pop(name)
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class StartRequest:
     """StartContentModeration, parsed and validated."""
@@ -74,12 +87,8 @@ class StartRequest:
     """Not a Rekognition parameter: the account's video adapter at Start (engine/jobs/adapters.py)."""
 
     def fingerprint(self) -> str:
-        """Canonical text of every parameter except the token, for idempotency comparison."""
-        document = asdict(self)
-        document.pop("client_request_token")
-        if document["adapter_arn"] is None:  # as before adapters existed: old tokens still match
-            document.pop("adapter_arn")
-        return json.dumps(document, sort_keys=True, separators=(",", ":"))
+        # adapter_arn left out when None, as before adapters existed: old tokens still match
+        return request_fingerprint(self, omit_when_none=("adapter_arn",))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""A fixed set of daemon threads working through one queue: the job executor's workers and the
-adapter trainings share it.
+"""A fixed set of daemon threads working through one queue: the job executor's workers, the
+adapter trainings and the media analysis jobs all run on one (the last two through
+QueuedWorkService, which gives them the same start/stop/wait).
 
 An item that raises is logged and the thread goes on, so one bad job or training never costs
 a worker. `wait_idle` tells tests and the demo when nothing is queued or running.
@@ -74,3 +75,31 @@ class WorkerPool:
                 with self._idle:
                     self._busy -= 1
                     self._idle.notify_all()
+
+
+class QueuedWorkService:
+    """A service whose work items run on its own WorkerPool (adapter trainings, media jobs).
+
+    A subclass names its pool and thread count and says, in `unfinished_work`, what a stopped
+    server left to do; starting, stopping and waiting are the same for all of them.
+    """
+
+    def __init__(self, handle: Callable[[object], None], name: str, count: int) -> None:
+        self._work_pool = WorkerPool(handle, name)
+        self._work_count = count
+
+    def unfinished_work(self) -> Iterable[object]:
+        """The items to queue again at start: what a stopped server was still working on."""
+        return ()
+
+    def start(self) -> None:
+        self._work_pool.start(self._work_count, resume=self.unfinished_work())
+
+    def stop(self) -> None:
+        self._work_pool.stop()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        return self._work_pool.wait_idle(timeout_s)
+
+    def queue_work(self, item: object) -> None:
+        self._work_pool.put(item)

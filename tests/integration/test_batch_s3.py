@@ -113,6 +113,7 @@ def test_batch_detections_equal_the_engines_for_the_same_video(bucket, tmp_path)
     assert summary["Counts"]["Succeeded"] == 5  # a new request: nothing is skipped
     for name in ("clip0.mp4", "nested/clip4.mov"):
         batch = json.loads((tmp_path / "out" / f"{name}.json").read_text())
-        engine = moderate_on_ray(f"s3://media/videos/{name}", settings, 60, "NAME", "SEGMENTS")
+        engine = moderate_on_ray(f"s3://media/videos/{name}", settings, min_confidence=60,
+                                 sort_by="NAME", aggregate_by="SEGMENTS")
         assert batch["ModerationLabels"] == engine["ModerationLabels"] != []
         assert batch["VideoMetadata"] == engine["VideoMetadata"]
