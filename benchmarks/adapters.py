@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import busy_fraction, cpu_jiffies
 from engine.cluster.process_stats import peak_rss_mb
 from engine.local_runner import result_options
 
@@ -188,20 +189,27 @@ def _mean_batch(before: tuple[int, int], after: tuple[int, int]) -> float:
 
 def run_two_jobs(runner, video: Path, rounds: int = 3) -> dict:
     """Two jobs one after the other, then the same two submitted together (shared pool);
-    alternated for `rounds` rounds, best time of each kept, so neither order is favoured."""
+    alternated for `rounds` rounds, best time of each kept, so neither order is favoured.
+
+    Also how busy the machine's cores were in each phase: if one job alone keeps them busy
+    a fraction b of its time, running two at once can gain at most 1 / b.
+    """
     sequential, concurrent = [], []
     one_job, two_jobs = [0, 0], [0, 0]
+    busy: dict[str, list[float]] = {"sequential": [], "concurrent": []}
     for _ in range(rounds):
         before = _pool_totals(runner)
-        started = time.perf_counter()
+        started, jiffies = time.perf_counter(), cpu_jiffies()
         runner.moderate(str(video))
         runner.moderate(str(video))
         sequential.append(time.perf_counter() - started)
+        busy["sequential"].append(busy_fraction(jiffies, cpu_jiffies()) or 0.0)
         middle = _pool_totals(runner)
-        started = time.perf_counter()
+        started, jiffies = time.perf_counter(), cpu_jiffies()
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(lambda _: runner.moderate(str(video)), range(2)))
         concurrent.append(time.perf_counter() - started)
+        busy["concurrent"].append(busy_fraction(jiffies, cpu_jiffies()) or 0.0)
         after = _pool_totals(runner)
         one_job = [one_job[0] + middle[0] - before[0], one_job[1] + middle[1] - before[1]]
         two_jobs = [two_jobs[0] + after[0] - middle[0], two_jobs[1] + after[1] - middle[1]]
@@ -213,6 +221,10 @@ def run_two_jobs(runner, video: Path, rounds: int = 3) -> dict:
         "speedup": round(min(sequential) / min(concurrent), 3),
         "mean_batch_size_one_job": _mean_batch((0, 0), tuple(one_job)),
         "mean_batch_size_two_jobs": _mean_batch((0, 0), tuple(two_jobs)),
+        "cores_busy_sequential": round(float(np.median(busy["sequential"])), 3),
+        "cores_busy_concurrent": round(float(np.median(busy["concurrent"])), 3),
+        "speedup_ceiling": (round(1.0 / float(np.median(busy["sequential"])), 3)
+                            if np.median(busy["sequential"]) > 0 else None),
     }
 
 

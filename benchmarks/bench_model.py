@@ -3,8 +3,11 @@
 Measures what the inference actors can do on this machine, without decode or Ray: the whole
 classify() call (uint8 frames in, taxonomy confidences out), after warm-up, for a minimum wall
 time per cell. Also records the cold (converting) and warm (cached) load times and each
-backbone's share at the largest batch. Writes benchmarks/results/model.json and prints a
-markdown table.
+backbone's share at the largest batch, and, side by side in alternating rounds: each precision
+against fp32, the default model against the three-backbone baseline at each precision, and the
+default at "auto" against that baseline at the precision "auto" chose before int8 existed
+(`default_auto_vs_baseline_as_filed`: what a user of the defaults sees). Writes
+benchmarks/results/model.json and prints a markdown table.
 
     python benchmarks/bench_model.py [--batch-sizes 1 8 16 32] [--precisions fp32 bf16]
 """
@@ -136,6 +139,31 @@ def versus_baseline(cache_dir: Path, precision: str, frames: np.ndarray, rounds:
                                       for stat in STATISTICS}}
 
 
+def precision_as_filed() -> str:
+    """What "auto" chose on this CPU before the int8 precision existed (bf16 with AMX, else
+    fp32): the precision of "today's model" when issue 13 set its cost limit."""
+    from models.runtime import CpuFeatures
+
+    return "bf16" if CpuFeatures.read().fast_bf16 else "fp32"
+
+
+def versus_baseline_as_filed(cache_dir: Path, frames: np.ndarray, rounds: int) -> dict:
+    """What a user of the default sees: the default model at precision "auto" against the
+    baseline sources at the precision "auto" gave them before int8 existed, alternating."""
+    from models.runtime import resolve_precision
+
+    filed = precision_as_filed()
+    default = load_default_classifier(cache_dir, precision="auto")
+    baseline = load_default_classifier(cache_dir, precision=filed, sources=BASELINE_SOURCES)
+    ms = alternating_ms_per_frame({"default": default, "baseline": baseline}, frames, rounds)
+    return {"batch_size": len(frames),
+            "default_precision": resolve_precision("auto", torch.device("cpu")),
+            "baseline_precision": filed, "baseline_sources": list(BASELINE_SOURCES),
+            "ms_per_frame": ms,
+            "default_over_baseline": {stat: round(ms["default"][stat] / ms["baseline"][stat], 3)
+                                      for stat in STATISTICS}}
+
+
 def versus_fp32(cache_dir: Path, precisions: list[str], frames: np.ndarray,
                 rounds: int) -> dict:
     """Each precision's frames/s over fp32's, the default model at the same batch, timed in
@@ -213,6 +241,8 @@ def main() -> None:
                                             BASELINE_SOURCES)
                  for precision in precisions}
     print(f"default vs baseline: {baselines}", flush=True)
+    as_filed = versus_baseline_as_filed(cache_dir, side_by_side, args.rounds)
+    print(f"default (auto) vs baseline as filed: {as_filed}", flush=True)
     result = {
         "benchmark": "model",
         "model": f"{classifier.info.name} {classifier.info.version}",
@@ -234,6 +264,7 @@ def main() -> None:
         f"source_costs_at_batch_{largest}": shares,
         "versus_fp32": against_fp32,
         "default_vs_baseline": baselines,
+        "default_auto_vs_baseline_as_filed": as_filed,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -36,3 +36,21 @@ def machine_line(machine: dict) -> str:
     return (f"{machine.get('cpu_model', 'unknown CPU')} ({', '.join(flags) or 'no AVX flags'}), "
             f"{machine.get('cpus', '?')} cores, {machine.get('torch_threads', '?')} torch threads, "
             f"precision {precision}")
+
+
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores from /proc/stat, (0, 0) where there is none: the
+    difference over an interval is how busy the whole machine was, every process counted."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_fraction(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """Share of all cores' time that was busy between two cpu_jiffies() readings."""
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 3) if total > 0 else None

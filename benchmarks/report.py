@@ -42,7 +42,10 @@ def render_markdown(report: dict) -> str:
         f"({model['precision']}). "
         f"Two jobs together: {two['concurrent_s']:.1f} s vs {two['sequential_s']:.1f} s one after the "
         f"other ({two['speedup']:.2f}x); mean batch size {two['mean_batch_size_two_jobs']:.1f} "
-        f"(two jobs) vs {two['mean_batch_size_one_job']:.1f} (one job)."),
+        f"(two jobs) vs {two['mean_batch_size_one_job']:.1f} (one job)"
+        + (f"; one job alone keeps the cores {100 * two['cores_busy_sequential']:.0f}% busy, "
+           f"so two together can gain at most {two['speedup_ceiling']:.2f}x."
+           if two.get("speedup_ceiling") else ".")),
     ]
     if bound:
         lines.append(
