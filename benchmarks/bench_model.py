@@ -83,6 +83,25 @@ def frames_per_second(run, frames: np.ndarray, min_seconds: float, rounds: int =
     return {"best": round(max(rates), 1), "median": round(float(np.median(rates)), 1)}
 
 
+# Batch sizes in the order an inference actor might form them from several segment tasks.
+MIXED_BATCH_SIZES = (16, 12, 9, 14, 16, 11, 13, 10, 16, 15, 8, 12)
+
+
+def mixed_batches_ms_per_frame(classifier, pool: np.ndarray, rounds: int = 2) -> float:
+    """Per-frame ms over a stream of mixed batch sizes, each size warmed once first: what the
+    pool's actors meet, where every size is a new set of oneDNN shapes
+    (models/backbones/inference.py: reserve_onednn_primitive_cache)."""
+    pool = np.resize(pool, (max(MIXED_BATCH_SIZES), *pool.shape[1:]))  # repeats a short pool
+    for size in MIXED_BATCH_SIZES:
+        classifier.classify(pool[:size])
+    frames, started = 0, time.perf_counter()
+    for _ in range(rounds):
+        for size in MIXED_BATCH_SIZES:
+            classifier.classify(pool[:size])
+            frames += size
+    return round(1000.0 * (time.perf_counter() - started) / frames, 2)
+
+
 def backbone_shares(classifier, frames: np.ndarray, min_seconds: float) -> dict[str, dict]:
     """Each evidence source alone on the same batch (as loaded: same precision, fused):
     frames/s and its share of the per-frame time of all sources together."""
@@ -221,7 +240,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     largest = max(args.batch_sizes)
     pool = rng.integers(0, 256, size=(largest, 224, 224, 3), dtype=np.uint8)
-    cells, shares, loads = [], {}, {}
+    cells, shares, loads, mixed = [], {}, {}, {}
     precisions, not_run = runnable_precisions(["fp32", *(p for p in args.precisions
                                                          if p != "fp32")])
     for precision in precisions:
@@ -233,6 +252,8 @@ def main() -> None:
                           "frames_per_s": rate["best"], "median": rate["median"]})
             print(f"{precision} batch {batch_size}: {rate} frames/s", flush=True)
         shares[precision] = backbone_shares(classifier, pool, args.min_seconds)
+        mixed[precision] = mixed_batches_ms_per_frame(classifier, pool)
+        print(f"{precision} mixed batches: {mixed[precision]} ms/frame", flush=True)
     add_ratios_to_fp32(cells)
     side_by_side = pool[:min(16, largest)]
     against_fp32 = versus_fp32(cache_dir, precisions, side_by_side, args.rounds)
@@ -263,6 +284,9 @@ def main() -> None:
             for precision in precisions},
         f"source_costs_at_batch_{largest}": shares,
         "versus_fp32": against_fp32,
+        "mixed_batches_ms_per_frame": mixed,
+        "mixed_batch_sizes": list(MIXED_BATCH_SIZES),
+        "onednn_primitive_cache_capacity": os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"),
         "default_vs_baseline": baselines,
         "default_auto_vs_baseline_as_filed": as_filed,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from models.backbones.inference import reserve_onednn_primitive_cache
 from models.base import ModelInfo
 from models.evidence import EvidenceHead, load_evidence_map
 from models.hierarchical import BackboneEnsemble, HierarchicalClassifier
@@ -55,6 +56,7 @@ def load_default_classifier(cache_dir: Path, *, device: str | None = None,
     PrecisionUnsupportedError when `precision` cannot run on the device.
     """
     started = time.perf_counter()
+    reserve_onednn_primitive_cache()
     if threads is not None:
         torch.set_num_threads(threads)
     resolved_device = resolve_device(device)

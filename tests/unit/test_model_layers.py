@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from models.backbones.inference import onednn_available, prepare_for_inference
+from models.backbones.inference import (
+    ONEDNN_CACHE_VARIABLE,
+    ONEDNN_PRIMITIVE_CACHE_CAPACITY,
+    onednn_available,
+    prepare_for_inference,
+    reserve_onednn_primitive_cache,
+)
 from models.backbones.layers import (
     ACTIVATIONS,
     ConvAct,
@@ -110,3 +118,12 @@ def test_prepare_rejects_an_unknown_precision():
         module = OpenNsfwResNet()
     with pytest.raises(ValueError, match="precision"):
         prepare_for_inference(module, CPU, "fp16")
+
+
+def test_the_onednn_primitive_cache_is_reserved_unless_the_operator_sized_it(monkeypatch):
+    monkeypatch.delenv(ONEDNN_CACHE_VARIABLE, raising=False)
+    reserve_onednn_primitive_cache()
+    assert os.environ[ONEDNN_CACHE_VARIABLE] == str(ONEDNN_PRIMITIVE_CACHE_CAPACITY)
+    monkeypatch.setenv(ONEDNN_CACHE_VARIABLE, "64")
+    reserve_onednn_primitive_cache()
+    assert os.environ[ONEDNN_CACHE_VARIABLE] == "64"
