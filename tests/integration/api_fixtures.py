@@ -21,6 +21,7 @@ from pathlib import Path
 
 import boto3
 import httpx
+from botocore.config import Config
 
 from engine.demo import CompletionReceiver, start_server_thread
 
@@ -28,6 +29,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_DOUBLE_MODEL = "tests.doubles.colour_classifier:ColourTestDoubleClassifier"
 ACCOUNT = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/AmazonRekognitionServiceRole"
+NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
+"""A client config for tests that assert on the first answer: botocore retries nothing."""
 
 
 def free_port() -> int:
@@ -95,8 +98,6 @@ def owned_bucket(data_dir: Path, bucket: str, account: str) -> Path:
 
 def rekognition_client(endpoint_url: str, config=None, keys: tuple[str, str] | None = None):
     """A boto3 client signing with the server's generated [default] key; no retries."""
-    from botocore.config import Config
-
     key_id, secret = keys or server_keys(endpoint_url)
     return boto3.client(
         "rekognition",

@@ -16,11 +16,11 @@ import time
 
 import numpy as np
 import pytest
-from botocore.config import Config
 from PIL import Image
 
 from engine.api.settings import ApiSettings
 from tests.integration.api_fixtures import (
+    NO_RETRIES,
     owned_bucket,
     rekognition_client,
     scripted_server,
@@ -30,7 +30,6 @@ from tests.integration.api_fixtures import (
 pytestmark = pytest.mark.integration
 
 OTHER_ACCOUNT = ("AKIAOTHERACCOUNT0002", "other-account-secret-adapters-0001")
-NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
 LABEL = "Hate Symbols"
 COLOURS = {"red": (255, 0, 0), "blue": (0, 0, 255), "green": (0, 255, 0),
            "white": (255, 255, 255)}

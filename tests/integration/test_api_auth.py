@@ -21,6 +21,7 @@ from engine.api.keys import read_default_key
 from engine.api.settings import ApiSettings
 from tests.doubles.scripted_runner import write_script
 from tests.integration.api_fixtures import (
+    NO_RETRIES,
     REPO_ROOT,
     free_port,
     owned_bucket,
@@ -31,7 +32,6 @@ from tests.integration.api_fixtures import (
 
 pytestmark = pytest.mark.integration
 
-NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
 VIDEO = {"S3Object": {"Bucket": "videos", "Name": "clip.json"}}
 OTHER_ACCOUNT = ("AKIAOTHERACCOUNT0001", "other-account-secret-0123456789")
 

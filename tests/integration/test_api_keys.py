@@ -10,16 +10,14 @@ import stat
 import time
 
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from engine.api.keys import RECHECK_INTERVAL_S, read_profile_key
 from engine.cli import main
-from tests.integration.api_fixtures import rekognition_client, scripted_server
+from tests.integration.api_fixtures import NO_RETRIES, rekognition_client, scripted_server
 
 pytestmark = pytest.mark.integration
 
-NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
 NO_JOB = "0" * 64
 ACCOUNT = "345678901234"
 

@@ -15,9 +15,9 @@ import sqlite3
 import time
 
 import pytest
-from botocore.config import Config
 
 from tests.integration.api_fixtures import (
+    NO_RETRIES,
     ServerProcess,
     rekognition_client,
     server_env,
@@ -34,7 +34,6 @@ from tests.integration.test_api_adapters import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.ray, pytest.mark.slow]
 
-NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
 OTHER_ACCOUNT = ("AKIAOTHERACCOUNT0003", "other-account-secret-media-000001")
 COLOURS = ("red", "blue", "green", "white")
 

@@ -14,7 +14,6 @@ import io
 import json
 
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from PIL import Image
 
@@ -23,6 +22,7 @@ from engine.api.settings import ApiSettings
 from engine.storage.access import UNREADABLE_OBJECT_MESSAGE
 from tests.doubles.scripted_runner import write_script
 from tests.integration.api_fixtures import (
+    NO_RETRIES,
     aws_client,
     rekognition_client,
     scripted_server,
@@ -31,7 +31,6 @@ from tests.integration.api_fixtures import (
 
 pytestmark = pytest.mark.integration
 
-NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
 ACCOUNT_B = "210987654321"
 KEYS_B = ("AKIAACCOUNTBOBJECTS1", "account-b-secret-for-object-access-01")
 

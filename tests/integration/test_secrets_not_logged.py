@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from engine.api.keys import read_credentials_file
@@ -27,6 +26,7 @@ from engine.server import build_server_app
 from tests.doubles.scripted_runner import ScriptedRunnerDouble, write_script
 from tests.integration.api_fixtures import (
     LEGACY_TEST_KEY,
+    NO_RETRIES,
     ROLE_ARN,
     aws_client,
     free_port,
@@ -36,7 +36,6 @@ from tests.integration.api_fixtures import (
 
 pytestmark = pytest.mark.integration
 
-NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
 S3_SECRET = "s3-secret-that-must-never-be-logged-0001"
 TOPIC_VERIFIED = "arn:aws:sns:us-east-1:123456789012:verified"
 TOPIC_FAILING = "arn:aws:sns:us-east-1:123456789012:failing"
