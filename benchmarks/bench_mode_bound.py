@@ -76,6 +76,15 @@ def model_costs(cache_dir: Path, precision: str, repeats: int) -> dict[int, floa
     return {threads: model_cost_per_frame(classifier, threads, repeats) for threads in (1, 2)}
 
 
+def mode_work(path: str, mode: str, per_frame: float, repeats: int,
+              segment_length_ms: int = SEGMENT_LENGTH_MS) -> dict:
+    """One mode's CPU work on one video: its decode CPU seconds, its distinct frames, and
+    their sum with the model's CPU seconds per frame."""
+    decode_s, frames = decode_cost(path, mode, repeats, segment_length_ms)
+    return {"decode_cpu_s": round(decode_s, 3), "frames": frames,
+            "total_cpu_s": round(decode_s + frames * per_frame, 3)}
+
+
 def engine_bound(videos: dict[str, str], cache_dir: str, precision: str, cores: int,
                  segment_length_ms: int, repeats: int = 2) -> dict:
     """The least wall time each mode of the engine can take on each video with `cores` cores:
@@ -86,11 +95,9 @@ def engine_bound(videos: dict[str, str], cache_dir: str, precision: str, cores: 
     for name, path in videos.items():
         bounds["videos"][name] = {}
         for mode in ("accurate", "keyframes"):
-            decode_s, frames = decode_cost(path, mode, repeats, segment_length_ms)
-            work = decode_s + frames * per_frame
+            work = mode_work(path, mode, per_frame, repeats, segment_length_ms)
             bounds["videos"][name][mode] = {
-                "decode_cpu_s": round(decode_s, 3), "frames": frames,
-                "total_cpu_s": round(work, 3), "bound_s": round(work / cores, 3)}
+                **work, "bound_s": round(work["total_cpu_s"] / cores, 3)}
     return bounds
 
 
@@ -107,22 +114,18 @@ def main() -> None:
     videos = {}
     for size in args.sizes.split(","):
         path = str(bench_video(size, VIDEO_S))
-        accurate_s, accurate_frames = decode_cost(path, "accurate", args.repeats)
-        keyframes_s, keyframes_frames = decode_cost(path, "keyframes", args.repeats)
-        accurate_work = accurate_s + accurate_frames * per_frame
-        keyframes_work = keyframes_s + keyframes_frames * per_frame
-        videos[size] = {
-            "accurate": {"decode_cpu_s": round(accurate_s, 3), "frames": accurate_frames,
-                         "total_cpu_s": round(accurate_work, 3)},
-            "keyframes": {"decode_cpu_s": round(keyframes_s, 3), "frames": keyframes_frames,
-                          "total_cpu_s": round(keyframes_work, 3)},
-            "keyframes_vs_accurate_upper_bound": round(accurate_work / keyframes_work, 2),
-            "decode_only_ratio": round(accurate_s / keyframes_s, 2),
-        }
-        print(f"{size}: accurate {accurate_work:.2f} CPU-s ({accurate_s:.2f} decode, "
-              f"{accurate_frames} frames), keyframes {keyframes_work:.2f} CPU-s "
-              f"({keyframes_s:.2f} decode, {keyframes_frames} frames): end-to-end ratio at most "
-              f"{accurate_work / keyframes_work:.2f}x (decode alone {accurate_s / keyframes_s:.2f}x)")
+        accurate, keyframes = (mode_work(path, mode, per_frame, args.repeats)
+                               for mode in ("accurate", "keyframes"))
+        bound = accurate["total_cpu_s"] / keyframes["total_cpu_s"]
+        decode_only = accurate["decode_cpu_s"] / keyframes["decode_cpu_s"]
+        videos[size] = {"accurate": accurate, "keyframes": keyframes,
+                        "keyframes_vs_accurate_upper_bound": round(bound, 2),
+                        "decode_only_ratio": round(decode_only, 2)}
+        print(f"{size}: accurate {accurate['total_cpu_s']:.2f} CPU-s "
+              f"({accurate['decode_cpu_s']:.2f} decode, {accurate['frames']} frames), keyframes "
+              f"{keyframes['total_cpu_s']:.2f} CPU-s ({keyframes['decode_cpu_s']:.2f} decode, "
+              f"{keyframes['frames']} frames): end-to-end ratio at most {bound:.2f}x "
+              f"(decode alone {decode_only:.2f}x)")
     report = {
         "benchmark": "mode_bound",
         "what": "upper bound of keyframes-vs-accurate end to end from CPU work, 60 s videos",
