@@ -144,43 +144,41 @@ def alternating_ms_per_frame(classifiers: dict[str, object], frames: np.ndarray,
                    "cpu_best": round(min(cpu[name]), 2)} for name, ms in times.items()}
 
 
+def default_against_baseline(default, baseline, frames: np.ndarray, rounds: int) -> dict:
+    """Both classifiers in alternating rounds: per-frame ms and default over baseline."""
+    ms = alternating_ms_per_frame({"default": default, "baseline": baseline}, frames, rounds)
+    return {"ms_per_frame": ms,
+            "default_over_baseline": {stat: round(ms["default"][stat] / ms["baseline"][stat], 3)
+                                      for stat in STATISTICS}}
+
+
 def versus_baseline(cache_dir: Path, precision: str, frames: np.ndarray, rounds: int,
                     baseline_sources: tuple[str, ...]) -> dict:
     """Per-frame time of the default model against a baseline made of `baseline_sources` (the
     model before the newer sources), at the same precision, in alternating rounds."""
     default = load_default_classifier(cache_dir, precision=precision)
     baseline = load_default_classifier(cache_dir, precision=precision, sources=baseline_sources)
-    ms = alternating_ms_per_frame({"default": default, "baseline": baseline}, frames, rounds)
     return {"batch_size": len(frames), "precision": precision,
             "baseline_sources": list(baseline_sources), "default_sources": list(default.info.sources),
-            "ms_per_frame": ms,
-            "default_over_baseline": {stat: round(ms["default"][stat] / ms["baseline"][stat], 3)
-                                      for stat in STATISTICS}}
+            **default_against_baseline(default, baseline, frames, rounds)}
 
 
 def precision_as_filed() -> str:
     """What "auto" chose on this CPU before the int8 precision existed (bf16 with AMX, else
     fp32): the precision of "today's model" when issue 13 set its cost limit."""
-    from models.runtime import CpuFeatures
-
     return "bf16" if CpuFeatures.read().fast_bf16 else "fp32"
 
 
 def versus_baseline_as_filed(cache_dir: Path, frames: np.ndarray, rounds: int) -> dict:
     """What a user of the default sees: the default model at precision "auto" against the
     baseline sources at the precision "auto" gave them before int8 existed, alternating."""
-    from models.runtime import resolve_precision
-
     filed = precision_as_filed()
     default = load_default_classifier(cache_dir, precision="auto")
     baseline = load_default_classifier(cache_dir, precision=filed, sources=BASELINE_SOURCES)
-    ms = alternating_ms_per_frame({"default": default, "baseline": baseline}, frames, rounds)
     return {"batch_size": len(frames),
             "default_precision": resolve_precision("auto", torch.device("cpu")),
             "baseline_precision": filed, "baseline_sources": list(BASELINE_SOURCES),
-            "ms_per_frame": ms,
-            "default_over_baseline": {stat: round(ms["default"][stat] / ms["baseline"][stat], 3)
-                                      for stat in STATISTICS}}
+            **default_against_baseline(default, baseline, frames, rounds)}
 
 
 def versus_fp32(cache_dir: Path, precisions: list[str], frames: np.ndarray,
