@@ -87,22 +87,31 @@ class DecodePath:
     kernel_device: str | None
 
 
+def kernel_device(nvdec: bool, preprocess: str) -> str | None:
+    """Where the kernels package scales frames: "cuda" (NVDEC frames kept on the GPU), "cpu"
+    (preprocess "kernel" without that), or None for swscale. The one rule behind both
+    `choose_decode_path` and `decode_path_report`."""
+    if nvdec and preprocess != "swscale" and gpu_preprocess_unavailable_reason() is None:
+        return "cuda"
+    return "cpu" if preprocess == "kernel" else None
+
+
 def choose_decode_path(hwaccel: str, preprocess: str = "auto") -> DecodePath:
     """The decoder and the scaler for `hwaccel` and `preprocess` (module docstring)."""
     check_preprocess_mode(preprocess)
     hardware = choose_hwaccel(hwaccel)
-    on_gpu = hardware is not None and preprocess != "swscale"
-    if on_gpu:
-        reason = gpu_preprocess_unavailable_reason()
-        if reason is None:
-            _log_once("video decode: NVDEC frames stay on the GPU (Triton preprocessing)")
-            return DecodePath(
-                HWAccel(device_type="cuda", allow_software_fallback=hwaccel == "auto",
-                        is_hw_owned=True),
-                "cuda",
-            )
-        _log_once(f"video decode: NVDEC frames are downloaded and scaled on the CPU ({reason})")
-    return DecodePath(hardware, "cpu" if preprocess == "kernel" else None)
+    device = kernel_device(hardware is not None, preprocess)
+    if device == "cuda":
+        _log_once("video decode: NVDEC frames stay on the GPU (Triton preprocessing)")
+        return DecodePath(
+            HWAccel(device_type="cuda", allow_software_fallback=hwaccel == "auto",
+                    is_hw_owned=True),
+            "cuda",
+        )
+    if hardware is not None and preprocess != "swscale":
+        _log_once("video decode: NVDEC frames are downloaded and scaled on the CPU "
+                  f"({gpu_preprocess_unavailable_reason()})")
+    return DecodePath(hardware, device)
 
 
 @functools.cache
@@ -129,10 +138,8 @@ def decode_path_report(hwaccel: str, preprocess: str = "auto") -> dict:
     check_preprocess_mode(preprocess)
     reason = None if hwaccel == "none" else cuda_unavailable_reason()
     nvdec = hwaccel != "none" and reason is None
-    if nvdec and preprocess != "swscale" and gpu_preprocess_unavailable_reason() is None:
-        scaler = "kernel-cuda"
-    else:
-        scaler = "kernel-cpu" if preprocess == "kernel" else "swscale"
+    device = kernel_device(nvdec, preprocess)
+    scaler = f"kernel-{device}" if device else "swscale"
     fallback = hwaccel != "none" and not nvdec and _gpu_visible()
     report = {
         "hwaccel": hwaccel,
