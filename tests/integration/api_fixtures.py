@@ -97,7 +97,8 @@ def owned_bucket(data_dir: Path, bucket: str, account: str) -> Path:
 
 
 def rekognition_client(endpoint_url: str, config=None, keys: tuple[str, str] | None = None):
-    """A boto3 client signing with the server's generated [default] key; no retries."""
+    """A boto3 client signing with the server's generated [default] key; no retries
+    (NO_RETRIES) unless `config` says otherwise."""
     key_id, secret = keys or server_keys(endpoint_url)
     return boto3.client(
         "rekognition",
@@ -105,7 +106,7 @@ def rekognition_client(endpoint_url: str, config=None, keys: tuple[str, str] | N
         region_name="us-east-1",
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
-        config=config or Config(retries={"max_attempts": 1}),
+        config=config or NO_RETRIES,
     )
 
 

@@ -20,7 +20,6 @@ from PIL import Image
 
 from engine.api.settings import ApiSettings
 from tests.integration.api_fixtures import (
-    NO_RETRIES,
     owned_bucket,
     rekognition_client,
     scripted_server,
@@ -79,8 +78,8 @@ def api(tmp_path_factory):
 
 def clients(api):
     url = api[0]
-    return (rekognition_client(url, config=NO_RETRIES),
-            rekognition_client(url, config=NO_RETRIES, keys=OTHER_ACCOUNT))
+    return (rekognition_client(url),
+            rekognition_client(url, keys=OTHER_ACCOUNT))
 
 
 def new_project(client, name: str) -> str:
@@ -265,7 +264,7 @@ def test_a_restart_resumes_a_version_left_training_and_gives_up_with_a_message(t
         lines += [line("data", f"p{number}.png", [LABEL]), line("data", f"n{number}.png", [])]
     (images / "train.manifest").write_text("\n".join(lines) + "\n")
     with scripted_server(tmp_path) as (url, jobs, _):
-        client = rekognition_client(url, config=NO_RETRIES)
+        client = rekognition_client(url)
         project = new_project(client, "restart")
         jobs.executor.runner().release_training.clear()
         first = create_version(client, project, "first")
@@ -280,7 +279,7 @@ def test_a_restart_resumes_a_version_left_training_and_gives_up_with_a_message(t
     connection.execute("UPDATE project_versions SET status = 'TRAINING_IN_PROGRESS',"
                        " attempts = 1 WHERE version_arn = ?", (first,))
     with scripted_server(tmp_path) as (url, jobs, _):
-        client = rekognition_client(url, config=NO_RETRIES)
+        client = rekognition_client(url)
         resumed = wait_trained(client, project, first)
         failed = wait_trained(client, project, second)
     assert resumed["Status"] == "TRAINING_COMPLETED" and resumed["EvaluationResult"]["F1Score"] > 0.9
@@ -358,7 +357,7 @@ def test_an_adapter_trains_from_manifests_and_images_in_an_s3_server(tmp_path, m
     s3.put_object(Bucket="training", Key="train.manifest", Body=b"{overwritten later\n")
     s3_settings = {"s3_endpoint": moto_endpoint, "s3_access_key": "x", "s3_secret_key": "y"}
     with scripted_server(tmp_path, **s3_settings) as (url, _, _):
-        client = rekognition_client(url, config=NO_RETRIES)
+        client = rekognition_client(url)
         project = new_project(client, "from-s3")
         version = client.create_project_version(
             ProjectArn=project, VersionName="v1",

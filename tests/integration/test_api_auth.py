@@ -107,7 +107,7 @@ def test_a_wrong_secret_is_an_invalid_signature(server):
 
 def test_a_20_minute_old_signature_has_expired(server):
     url, _, _ = server
-    client = rekognition_client(url, config=NO_RETRIES)
+    client = rekognition_client(url)
     stale = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=20)
     with mock.patch("botocore.auth.get_current_datetime", return_value=stale):
         code, status, message = error_of(lambda: client.get_content_moderation(JobId="a" * 64))
@@ -117,7 +117,7 @@ def test_a_20_minute_old_signature_has_expired(server):
 
 def test_another_account_cannot_see_or_page_the_job(server):
     url, jobs, _ = server
-    mine = rekognition_client(url, config=NO_RETRIES)
+    mine = rekognition_client(url)
     theirs = client_with(url, *OTHER_ACCOUNT)
     job_id = mine.start_content_moderation(Video=VIDEO)["JobId"]
     assert jobs.executor.wait_idle(10)
@@ -156,7 +156,7 @@ def test_secrets_never_reach_the_server_logs(server, caplog):
         error_of(attempt)
     with mock.patch("botocore.auth.get_current_datetime", return_value=stale):
         error_of(
-            lambda: rekognition_client(url, config=NO_RETRIES).get_content_moderation(JobId="a")
+            lambda: rekognition_client(url).get_content_moderation(JobId="a")
         )
     server_records = [r for r in caplog.records if r.name.startswith(("engine", "uvicorn"))]
     assert server_records, "refusals are expected in the server log"
@@ -168,7 +168,7 @@ def test_secrets_never_reach_the_server_logs(server, caplog):
 def test_rate_limits_answer_provisioned_throughput_exceeded(tmp_path):
     limits = ApiSettings(get_rate_per_s=0.5, get_burst=3, start_rate_per_s=0.5, start_burst=2)
     with scripted_server(tmp_path, limits) as (url, _, _):
-        client = rekognition_client(url, config=NO_RETRIES)
+        client = rekognition_client(url)
         for _ in range(3):
             with pytest.raises(client.exceptions.ResourceNotFoundException):
                 client.get_content_moderation(JobId="a" * 64)

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from engine.api.keys import RECHECK_INTERVAL_S, read_profile_key
 from engine.cli import main
-from tests.integration.api_fixtures import NO_RETRIES, rekognition_client, scripted_server
+from tests.integration.api_fixtures import rekognition_client, scripted_server
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def server(tmp_path_factory):
 def outcome(url: str, keys: tuple[str, str]) -> tuple[str, int, str]:
     """What a GetContentModeration for no job answers this key: ResourceNotFound once the key
     is accepted (the caller is authenticated), an authentication error otherwise."""
-    client = rekognition_client(url, config=NO_RETRIES, keys=keys)
+    client = rekognition_client(url, keys=keys)
     with pytest.raises(ClientError) as raised:
         client.get_content_moderation(JobId=NO_JOB)
     response = raised.value.response

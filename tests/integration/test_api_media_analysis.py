@@ -17,7 +17,6 @@ import time
 import pytest
 
 from tests.integration.api_fixtures import (
-    NO_RETRIES,
     ServerProcess,
     rekognition_client,
     server_env,
@@ -47,8 +46,8 @@ def server(tmp_path_factory):
     env = server_env(data_dir, MODENGINE_API_CREDENTIALS_FILE=str(more_keys))
     process = ServerProcess(data_dir, env, [], data_dir / "server.log").start()
     try:
-        client = rekognition_client(process.url, config=NO_RETRIES)
-        other = rekognition_client(process.url, config=NO_RETRIES, keys=OTHER_ACCOUNT)
+        client = rekognition_client(process.url)
+        other = rekognition_client(process.url, keys=OTHER_ACCOUNT)
         project = new_project(client, "media")
         version = create_version(client, project, "v1")
         described = wait_trained(client, project, version, 120, process.log_tail)
@@ -250,7 +249,7 @@ def test_a_killed_server_runs_its_unfinished_jobs_again_or_fails_them_with_a_mes
                                        (accepted,)).fetchone()
     assert status in ("QUEUED", "IN_PROGRESS")
     process.start()
-    client = rekognition_client(process.url, config=NO_RETRIES)
+    client = rekognition_client(process.url)
     assert wait_job(client, accepted)["Status"] == "SUCCEEDED"
     failed = wait_job(client, given_up)
     assert failed["Status"] == "FAILED"
@@ -276,11 +275,11 @@ def test_a_job_over_an_s3_server_reads_and_writes_there(tmp_path, moto_endpoint)
     env = server_env(data_dir, moto_endpoint, MODENGINE_API_CREDENTIALS_FILE=str(more_keys))
     process = ServerProcess(data_dir, env, [], tmp_path / "server.log").start()
     try:
-        client = rekognition_client(process.url, config=NO_RETRIES)
+        client = rekognition_client(process.url)
         request = {"Input": {"S3Object": {"Bucket": "photos", "Name": "photos.manifest"}},
                    "OperationsConfig": {"DetectModerationLabels": {"MinConfidence": 60}}}
         # An account without object_access_grants reads nothing of the S3 backend.
-        other = rekognition_client(process.url, config=NO_RETRIES, keys=OTHER_ACCOUNT)
+        other = rekognition_client(process.url, keys=OTHER_ACCOUNT)
         with pytest.raises(other.exceptions.InvalidS3ObjectException):
             other.start_media_analysis_job(
                 OutputConfig={"S3Bucket": "outputs", "S3KeyPrefix": "bulk/"}, **request)

@@ -22,7 +22,6 @@ from engine.api.settings import ApiSettings
 from engine.storage.access import UNREADABLE_OBJECT_MESSAGE
 from tests.doubles.scripted_runner import write_script
 from tests.integration.api_fixtures import (
-    NO_RETRIES,
     aws_client,
     rekognition_client,
     scripted_server,
@@ -82,8 +81,8 @@ def embedded(tmp_path_factory):
             for local, key in ((clip, "clip.json"), (source / "blue.png", "blue.png")):
                 assert main(["put", str(local), f"{bucket}/{key}", "--data-dir", str(data_dir),
                              *owner]) == 0
-        yield (rekognition_client(url, config=NO_RETRIES),
-               rekognition_client(url, config=NO_RETRIES, keys=KEYS_B), jobs, data_dir)
+        yield (rekognition_client(url),
+               rekognition_client(url, keys=KEYS_B), jobs, data_dir)
 
 
 def test_put_records_the_owner_and_refuses_another_accounts_bucket(embedded, tmp_path, capsys):
@@ -194,8 +193,8 @@ def on_s3(tmp_path_factory, moto_endpoint):
     with scripted_server(data_dir, ApiSettings(extra_credentials_file=more_keys),
                          s3_endpoint=moto_endpoint, s3_access_key="x", s3_secret_key="y",
                          object_access_grants=grants) as (url, jobs, _):
-        yield (rekognition_client(url, config=NO_RETRIES),
-               rekognition_client(url, config=NO_RETRIES, keys=KEYS_B), jobs)
+        yield (rekognition_client(url),
+               rekognition_client(url, keys=KEYS_B), jobs)
 
 
 def test_s3_b_reads_only_what_its_grants_name(on_s3):

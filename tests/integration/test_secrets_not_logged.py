@@ -26,7 +26,6 @@ from engine.server import build_server_app
 from tests.doubles.scripted_runner import ScriptedRunnerDouble, write_script
 from tests.integration.api_fixtures import (
     LEGACY_TEST_KEY,
-    NO_RETRIES,
     ROLE_ARN,
     aws_client,
     free_port,
@@ -109,11 +108,9 @@ def exercise(base: str, data_dir, jobs) -> set[str]:
     seen = secrets_in(credentials)
     tenant = next(key for key in read_credentials_file(credentials) if key.profile == "tenant")
     assert run("list") == 0 and run("list", "--json") == 0
-    theirs = rekognition_client(base, config=NO_RETRIES,
-                                keys=(tenant.access_key_id, tenant.secret_access_key))
-    mine = rekognition_client(base, config=NO_RETRIES)
-    wrong = rekognition_client(base, config=NO_RETRIES,
-                               keys=(tenant.access_key_id, tenant.secret_access_key[::-1]))
+    theirs = rekognition_client(base, keys=(tenant.access_key_id, tenant.secret_access_key))
+    mine = rekognition_client(base)
+    wrong = rekognition_client(base, keys=(tenant.access_key_id, tenant.secret_access_key[::-1]))
     for bucket in ("videos", "secrets-bucket"):
         video = {"S3Object": {"Bucket": bucket, "Name": "clip.json"}}
         call(theirs, Video=video)  # refused: not the tenant's
