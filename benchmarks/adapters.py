@@ -213,6 +213,7 @@ def run_two_jobs(runner, video: Path, rounds: int = 3) -> dict:
         after = _pool_totals(runner)
         one_job = [one_job[0] + middle[0] - before[0], one_job[1] + middle[1] - before[1]]
         two_jobs = [two_jobs[0] + after[0] - middle[0], two_jobs[1] + after[1] - middle[1]]
+    one_job_busy = float(np.median(busy["sequential"]))
     return {
         "video": video.name,
         "rounds": rounds,
@@ -221,10 +222,9 @@ def run_two_jobs(runner, video: Path, rounds: int = 3) -> dict:
         "speedup": round(min(sequential) / min(concurrent), 3),
         "mean_batch_size_one_job": _mean_batch((0, 0), tuple(one_job)),
         "mean_batch_size_two_jobs": _mean_batch((0, 0), tuple(two_jobs)),
-        "cores_busy_sequential": round(float(np.median(busy["sequential"])), 3),
+        "cores_busy_sequential": round(one_job_busy, 3),
         "cores_busy_concurrent": round(float(np.median(busy["concurrent"])), 3),
-        "speedup_ceiling": (round(1.0 / float(np.median(busy["sequential"])), 3)
-                            if np.median(busy["sequential"]) > 0 else None),
+        "speedup_ceiling": round(1.0 / one_job_busy, 3) if one_job_busy > 0 else None,
     }
 
 

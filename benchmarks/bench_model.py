@@ -28,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine import machine_record
+from models.backbones.inference import ONEDNN_CACHE_VARIABLE
 from models.default import load_default_classifier
 from models.runtime import PRECISIONS, CpuFeatures, PrecisionUnsupportedError, resolve_precision
 
@@ -284,7 +285,7 @@ def main() -> None:
         "versus_fp32": against_fp32,
         "mixed_batches_ms_per_frame": mixed,
         "mixed_batch_sizes": list(MIXED_BATCH_SIZES),
-        "onednn_primitive_cache_capacity": os.environ.get("ONEDNN_PRIMITIVE_CACHE_CAPACITY"),
+        "onednn_primitive_cache_capacity": os.environ.get(ONEDNN_CACHE_VARIABLE),
         "default_vs_baseline": baselines,
         "default_auto_vs_baseline_as_filed": as_filed,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
